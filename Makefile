@@ -1,0 +1,26 @@
+# `make demo` and `make test` work on a fresh machine with only Python 3.11+ and pip:
+# the first run makes .venv and installs the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	mkdir -p out
+	$(BIN)/musicoder reconstruct examples/demo.ogg -o out/demo_hifi.wav --quality hifi --spectrogram out/demo_hifi.png
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,100 @@
+"""The conversion pipeline as one plain function: samples in, samples out.
+
+analyse (STFT) → transfer (a texture network on the log-magnitude, or none) →
+reconstruct (phase retrieval at a quality level) → level (loudness or peak guard).
+The CLI, the server's workers and the benchmark all call :func:`render`; encoding to a
+file format is the caller's (it knows where the bytes go).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from . import audio, reconstruct, spectral
+
+# Share of the total time each stage takes, for one progress fraction over the whole job.
+STAGE_WEIGHTS = {"analysing": 0.04, "transferring": 0.08, "reconstructing": 0.83, "encoding": 0.05}
+STAGES = tuple(STAGE_WEIGHTS)
+
+ProgressCallback = Callable[[str, float], None]
+"""on_progress(stage, fraction of the whole job done, 0..1)."""
+
+LogMagTransform = Callable[[np.ndarray], np.ndarray]
+"""(N_BINS, n_frames) log-magnitude → (N_BINS, n_frames) log-magnitude."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    """The result of :func:`render`: (n,) float32 samples at ``SAMPLE_RATE`` and the
+    seconds each stage took."""
+
+    samples: np.ndarray
+    timings: dict[str, float]
+
+
+def stage_start(stage: str) -> float:
+    """Fraction of the whole job done when ``stage`` begins."""
+    done = 0.0
+    for name in STAGES:
+        if name == stage:
+            return done
+        done += STAGE_WEIGHTS[name]
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def render(
+    samples: np.ndarray,
+    quality: str | reconstruct.Quality,
+    transform: LogMagTransform | None = None,
+    *,
+    normalize: bool = True,
+    seed: int = 0,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Rendered:
+    """Re-render ``samples`` through the spectrogram, optionally transformed.
+
+    samples: (n,) float at ``spectral.SAMPLE_RATE``. quality: "lofi", "standard", "hifi".
+    transform: maps the log-magnitude to a new one (a texture network); None keeps it.
+    normalize: loudness-normalise the result (the original's "std" build) or only guard
+    against clipping ("lite"). Raises ``reconstruct.Cancelled`` if cancelled.
+    """
+    q = quality if isinstance(quality, reconstruct.Quality) else reconstruct.quality(quality)
+    timings: dict[str, float] = {}
+
+    def report(stage: str, within: float) -> None:
+        if on_progress is not None:
+            on_progress(stage, stage_start(stage) + STAGE_WEIGHTS[stage] * within)
+
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise reconstruct.Cancelled()
+
+    t0 = time.perf_counter()
+    report("analysing", 0.0)
+    mag = spectral.magnitude(samples)
+    timings["analysing"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    check_cancel()
+    report("transferring", 0.0)
+    if transform is not None:
+        mag = spectral.from_log(transform(spectral.to_log(mag)))
+    timings["transferring"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    report("reconstructing", 0.0)
+    out = reconstruct.reconstruct(mag, q, length=len(samples), seed=seed,
+                                  on_progress=lambda f: report("reconstructing", f),
+                                  should_cancel=should_cancel)
+    timings["reconstructing"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    check_cancel()
+    report("encoding", 0.0)
+    out = audio.normalize_loudness(out) if normalize else audio.peak_limit(out)
+    timings["encoding"] = time.perf_counter() - t0
+    return Rendered(samples=out, timings=timings)

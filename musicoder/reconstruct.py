@@ -1,0 +1,192 @@
+"""Audio from a magnitude spectrogram: phase retrieval at three quality levels.
+
+The original system ran plain Griffin-Lim (100/150/250 iterations) from random phase on
+five chunks joined end to end. Here one pass covers the whole clip (no seams), and two
+levers make it converge far faster for the same spectral convergence:
+
+* a phase-gradient start (PGHI, Průša et al. 2017): the phase's derivatives follow from
+  the log-magnitude's, so integrating them gives a phase that is already close;
+* accelerated Griffin-Lim (Nenov, Peer & Bolte 2023), which adds an over-relaxed
+  projection to fast Griffin-Lim's inertial step (Perraudin et al. 2013, momentum
+  0.99): about five times fewer iterations than plain Griffin-Lim for the same SC.
+
+Shapes: magnitudes are (N_BINS, n_frames) float32 as made by :mod:`musicoder.spectral`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from . import spectral
+
+# Hann window approximated by a Gaussian exp(-π t² / γ): γ = 0.25645·N² (Průša et al.).
+_GAMMA = 0.25645 * spectral.N_FFT**2
+# Main-lobe variance of that Gaussian in bins²: ln|S| ≈ -(k - k0)² / (2·σ²).
+_SIGMA2_BINS = spectral.N_FFT**2 / (2 * np.pi * _GAMMA)
+_PGHI_TOLERANCE = 1e-5  # bins below this fraction of the peak get random phase
+
+
+@dataclasses.dataclass(frozen=True)
+class Quality:
+    """One output quality level: its accelerated Griffin-Lim iteration count, and the plain
+    Griffin-Lim iteration count of the original system that it must match or beat."""
+
+    name: str
+    label: str
+    iterations: int
+    reference_iterations: int
+
+
+QUALITIES: dict[str, Quality] = {
+    q.name: q
+    for q in (
+        Quality("lofi", "LOFI", iterations=20, reference_iterations=100),
+        Quality("standard", "Standard", iterations=32, reference_iterations=150),
+        Quality("hifi", "HIFI", iterations=48, reference_iterations=250),
+    )
+}
+
+
+class Cancelled(Exception):
+    """Raised when ``should_cancel`` returned True between two iterations."""
+
+
+def quality(name: str) -> Quality:
+    """The :class:`Quality` called ``name`` (case-insensitive); ValueError if unknown."""
+    try:
+        return QUALITIES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown quality {name!r}: choose one of {', '.join(QUALITIES)}") from None
+
+
+def pghi_phase(mag: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Phase estimated from a magnitude by phase-gradient heuristic integration.
+
+    mag: (N_BINS, n_frames) linear magnitude. Returns (N_BINS, n_frames) float32
+    radians. Vectorised variant: the phase is integrated along time in every bin, and
+    along frequency from the nearest spectral peak of each frame, which locks the bins
+    of one partial (or one transient) together. Quiet bins get seeded random phase.
+    """
+    n_bins, n = mag.shape
+    log_mag = np.log(np.maximum(mag, 1e-12, dtype=np.float64))
+    k = np.arange(n_bins, dtype=np.float64)[:, None]
+    # Instantaneous frequency (bins) from the slope of ln|S| across frequency.
+    inst_freq = k + _SIGMA2_BINS * np.gradient(log_mag, axis=0)
+    step = 2 * np.pi * spectral.HOP / spectral.N_FFT * inst_freq
+    phase_time = np.cumsum(np.concatenate([step[:, :1], 0.5 * (step[:, 1:] + step[:, :-1])], axis=1), axis=1)
+    # Group delay from the slope of ln|S| across time; -π per bin is the frame-start
+    # reference of a window centred at N/2.
+    fgrad = -(_GAMMA / (spectral.N_FFT * spectral.HOP)) * np.gradient(log_mag, axis=1) - np.pi
+    cum_f = np.concatenate([np.zeros((1, n)), np.cumsum(0.5 * (fgrad[1:] + fgrad[:-1]), axis=0)], axis=0)
+
+    peak = _nearest_peak(mag)  # (N_BINS, n) bin index of each bin's peak
+    cols = np.arange(n)[None, :]
+    phase = phase_time[peak, cols] + cum_f - cum_f[peak, cols]
+
+    quiet = mag < _PGHI_TOLERANCE * max(float(mag.max()), 1e-12)
+    if quiet.any():
+        rng = np.random.default_rng(seed)
+        phase[quiet] = rng.uniform(-np.pi, np.pi, size=int(quiet.sum()))
+    return phase.astype(np.float32)
+
+
+def _nearest_peak(mag: np.ndarray) -> np.ndarray:
+    """For each bin of each frame, the bin index of the spectral peak whose valley-to-
+    valley region holds it. mag: (N_BINS, n_frames). Returns int (N_BINS, n_frames)."""
+    n_bins, n = mag.shape
+    m = mag.T  # frame-major: each frame's bins are contiguous once flattened
+    valley = np.zeros_like(m, dtype=bool)
+    valley[:, 1:-1] = (m[:, 1:-1] <= m[:, :-2]) & (m[:, 1:-1] < m[:, 2:])
+    valley[:, 0] = True  # every frame starts a new region
+    flat = m.ravel()
+    starts = np.flatnonzero(valley.ravel())
+    seg_max = np.maximum.reduceat(flat, starts)
+    lengths = np.diff(np.append(starts, flat.size))
+    seg_of = np.repeat(np.arange(starts.size), lengths)
+    is_max = flat == seg_max[seg_of]
+    first_max = np.full(starts.size, -1)
+    idx = np.flatnonzero(is_max)
+    # the first maximum of each region (reverse assignment keeps the first)
+    first_max[seg_of[idx[::-1]]] = idx[::-1]
+    peak_flat = first_max[seg_of]
+    return (peak_flat % n_bins).reshape(n, n_bins).T
+
+
+def griffin_lim(
+    mag: np.ndarray,
+    iterations: int,
+    *,
+    length: int | None = None,
+    init: str = "pghi",
+    seed: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Accelerated Griffin-Lim phase retrieval.
+
+    mag: (N_BINS, n_frames) linear magnitude. iterations: number of projection steps.
+    length: output samples (default: as many as the frames cover).
+    init: "pghi" (phase-gradient start) or "random" (seeded uniform phase).
+    on_progress(fraction) is called after each iteration; should_cancel() is polled
+    before each one and raises :class:`Cancelled` when it returns True.
+    Returns (length,) float32 audio at ``spectral.SAMPLE_RATE``.
+    """
+    mag = np.asarray(mag, dtype=np.float32)
+    if length is None:
+        length = (mag.shape[1] - 1) * spectral.HOP
+    if init == "pghi":
+        phase = pghi_phase(mag, seed)
+    elif init == "random":
+        phase = np.random.default_rng(seed).uniform(-np.pi, np.pi, mag.shape).astype(np.float32)
+    else:
+        raise ValueError(f"unknown init {init!r}")
+    mag_f = np.ascontiguousarray(mag.T)  # frame-major for the whole loop: no transposes
+    coef = mag_f * np.exp(1j * phase.T).astype(np.complex64)
+    # Accelerated Griffin-Lim (Nenov, Peer & Bolte 2023): fast Griffin-Lim's inertial
+    # step plus an over-relaxed projection; gamma above ~1.3 diverges on music.
+    alpha, beta, gamma = 0.99, 1.1, 1.2
+    t_prev = coef.copy()
+    d = coef.copy()
+    for i in range(iterations):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled()
+        t = _with_magnitude(spectral.stft_frames(spectral.istft_frames(coef, length)), mag_f)
+        t *= gamma
+        t += (1 - gamma) * d
+        step = t - t_prev
+        np.multiply(step, alpha, out=coef)
+        coef += t
+        np.multiply(step, beta, out=d)
+        d += t
+        t_prev = t
+        if on_progress is not None:
+            on_progress((i + 1) / iterations)
+    return spectral.istft_frames(_with_magnitude(coef, mag_f), length)
+
+
+def _with_magnitude(coef: np.ndarray, mag: np.ndarray) -> np.ndarray:
+    """coef's phase with the given magnitude (same layout). Done in place on a copy."""
+    scale = np.abs(coef)
+    np.maximum(scale, 1e-10, out=scale)
+    np.divide(mag, scale, out=scale)
+    return coef * scale
+
+
+def reconstruct(
+    mag: np.ndarray,
+    level: str | Quality,
+    *,
+    length: int | None = None,
+    seed: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Audio for ``mag`` at a quality level ("lofi", "standard", "hifi").
+
+    mag: (N_BINS, n_frames) linear magnitude. Returns (length,) float32 audio.
+    """
+    q = level if isinstance(level, Quality) else quality(level)
+    return griffin_lim(mag, q.iterations, length=length, seed=seed,
+                       on_progress=on_progress, should_cancel=should_cancel)
