@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import spectral
+from . import kernels, spectral
 
 # Hann window approximated by a Gaussian exp(-π t² / γ): γ = 0.25645·N² (Průša et al.).
 _GAMMA = 0.25645 * spectral.N_FFT**2
@@ -152,15 +152,8 @@ def griffin_lim(
     for i in range(iterations):
         if should_cancel is not None and should_cancel():
             raise Cancelled()
-        t = _with_magnitude(spectral.stft_frames(spectral.istft_frames(coef, length)), mag_f)
-        t *= gamma
-        t += (1 - gamma) * d
-        step = t - t_prev
-        np.multiply(step, alpha, out=coef)
-        coef += t
-        np.multiply(step, beta, out=d)
-        d += t
-        t_prev = t
+        rebuilt = spectral.stft_frames(spectral.istft_frames(coef, length))
+        kernels.accelerated_gla_step(rebuilt, mag_f, coef, d, t_prev, alpha, beta, gamma)
         if on_progress is not None:
             on_progress((i + 1) / iterations)
     return spectral.istft_frames(_with_magnitude(coef, mag_f), length)

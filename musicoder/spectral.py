@@ -16,9 +16,12 @@ accuracy of a 16-bit output is far below float32's.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 import scipy.fft
+
+from . import kernels
 
 SAMPLE_RATE = 44100
 N_FFT = 2048
@@ -46,29 +49,26 @@ def stft_frames(y: np.ndarray) -> np.ndarray:
     y: (n_samples,) float, at ``SAMPLE_RATE``.
     Returns (n_frames(n_samples), N_BINS) complex64.
     """
-    y = np.asarray(y, dtype=np.float32)
-    padded = np.pad(y, N_FFT // 2)
-    n = n_frames(len(y))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n] * WINDOW
-    return scipy.fft.rfft(frames, axis=1, workers=WORKERS).astype(np.complex64, copy=False)
+    padded = np.pad(np.asarray(y, dtype=np.float32), N_FFT // 2)
+    frames = _scratch("frames", (n_frames(len(y)), N_FFT))
+    kernels.windowed_frames(padded, WINDOW, HOP, frames)
+    return scipy.fft.rfft(frames, axis=1, workers=WORKERS)
 
 
 def istft_frames(spec: np.ndarray, length: int) -> np.ndarray:
     """Inverse of :func:`stft_frames` by weighted overlap-add (the least-squares estimate).
 
-    spec: (n_frames, N_BINS) complex. length: number of output samples.
+    spec: (n_frames, N_BINS) complex64. length: number of output samples.
     Returns (length,) float32.
     """
     n = spec.shape[0]
-    frames = scipy.fft.irfft(spec, n=N_FFT, axis=1, workers=WORKERS).astype(np.float32, copy=False)
-    frames *= WINDOW
-    out = np.zeros(N_FFT + HOP * (n - 1), dtype=np.float32)
-    # Overlap-add as N_FFT/HOP strided block additions instead of one per frame.
-    for k in range(N_FFT // HOP):
-        out[k * HOP:k * HOP + n * HOP].reshape(n, HOP)[:] += frames[:, k * HOP:(k + 1) * HOP]
-    out *= _inverse_window_sum(n)
-    y = out[N_FFT // 2:N_FFT // 2 + length]
-    return np.pad(y, (0, length - len(y))) if len(y) < length else y
+    frames = scipy.fft.irfft(spec, n=N_FFT, axis=1, workers=WORKERS)
+    out = _scratch("overlap_add", (N_FFT + HOP * (n - 1),))
+    kernels.overlap_add(frames.astype(np.float32, copy=False), WINDOW, HOP, _inverse_window_sum(n), out)
+    y = np.zeros(length, dtype=np.float32)
+    available = min(length, len(out) - N_FFT // 2)
+    y[:available] = out[N_FFT // 2:N_FFT // 2 + available]
+    return y
 
 
 def stft(y: np.ndarray) -> np.ndarray:
@@ -83,6 +83,22 @@ def stft(y: np.ndarray) -> np.ndarray:
 def istft(spec: np.ndarray, length: int) -> np.ndarray:
     """Inverse STFT. spec: (N_BINS, n_frames) complex. Returns (length,) float32."""
     return istft_frames(np.ascontiguousarray(spec.T), length)
+
+
+_THREAD = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 work buffer kept per thread and reused while its shape stays the same.
+
+    Reuse matters: on this class of machine, first-touching 7 MB of fresh pages on
+    every Griffin-Lim iteration costs more than the FFT itself.
+    """
+    buffers = _THREAD.__dict__.setdefault("buffers", {})
+    buf = buffers.get(name)
+    if buf is None or buf.shape != shape:
+        buf = buffers[name] = np.empty(shape, dtype=np.float32)
+    return buf
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,13 +6,13 @@ encodes it as OGG Vorbis, 44.1 kHz stereo, about 144 kbit/s, with very short
 fades at both ends so it neither clicks in nor stops dead. Uses the ffmpeg of
 the ``imageio-ffmpeg`` package when installed, otherwise ``ffmpeg`` on PATH.
 Encoding is bit-exact (fixed Ogg stream serial, no encoder-version tag), so
-re-running it with the same input and arguments gives the same file.
+re-running it with the same input, arguments and ffmpeg gives the same file.
 
 The committed ``examples/demo.ogg`` was made with (see NOTICE for the credit)::
 
-    python scripts/gather_training_music.py /work/musicdata --deb-cache /tmp/debs
+    python scripts/gather_training_music.py DATA_DIR
     python scripts/make_demo_clip.py \\
-        /work/musicdata/train/wesnoth-1.16-music__traveling_minstrels.ogg \\
+        DATA_DIR/train/wesnoth-1.16-music__traveling_minstrels.ogg \\
         98.7 28 examples/demo.ogg \\
         --title "Traveling Minstrels (excerpt 1:38.7-2:06.7)" \\
         --artist "Mattias Westlund" \\
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fade-out", type=float, default=0.6, help="fade-out seconds (default: %(default)s)")
     p.add_argument("--title", help="TITLE tag")
     p.add_argument("--artist", help="ARTIST tag")
-    p.add_argument("--license", dest="license_", help="LICENSE tag")
+    p.add_argument("--license", dest="license_", metavar="L", help="LICENSE tag")
     a = p.parse_args(argv)
     make_clip(a.source, a.start, a.duration, a.output, bitrate=a.bitrate, fade_in=a.fade_in,
               fade_out=a.fade_out, title=a.title, artist=a.artist, license_=a.license_)

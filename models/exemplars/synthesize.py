@@ -38,7 +38,7 @@ Usage::
 
 By default the files are written next to this script. Only numpy, scipy and
 soundfile are needed; fixed seeds make every run produce identical files.
-Part of MusiCoder, AGPL-3.0 (the exemplars are the project's own work).
+Part of MusiCoder, AGPL-3.0-or-later (the exemplars are the project's own work).
 """
 
 from __future__ import annotations

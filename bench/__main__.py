@@ -1,0 +1,91 @@
+"""Reconstruction benchmark on the bundled demo clip.
+
+    python -m bench [--json] [--quick] [--clip FILE] [--start S] [--duration D]
+
+For each quality level, our reconstruction's time and spectral convergence (SC, dB,
+lower is better) against its reference: plain Griffin-Lim as the original system ran it
+(``librosa.griffinlim(momentum=0, init="random")`` with 100, 150 and 250 iterations) on
+the same magnitude and STFT settings, timed in the same run. Targets: every level's SC
+at or below its reference's, in at most 1/8 of its time. ``--json`` prints one JSON
+object as the last line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from musicoder import audio, reconstruct, spectral
+
+DEMO_CLIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "demo.ogg")
+TIME_TARGET = 1 / 8
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def reference_gla(mag: np.ndarray, iterations: int, length: int) -> np.ndarray:
+    """The original system's reconstruction: plain Griffin-Lim from random phase."""
+    import librosa
+
+    return librosa.griffinlim(mag, n_iter=iterations, hop_length=spectral.HOP, n_fft=spectral.N_FFT,
+                              window="hann", center=True, momentum=0.0, init="random",
+                              random_state=0, length=length)
+
+
+def run(clip_path: str, start: float, duration: float) -> dict:
+    clip = audio.load(clip_path, start=start, duration=duration)
+    mag = spectral.magnitude(clip.samples)
+    n = len(clip.samples)
+    reconstruct.reconstruct(mag[:, :64], "lofi")  # warm caches and FFT plans
+    levels, reference = {}, {}
+    for q in reconstruct.QUALITIES.values():
+        y, seconds = _timed(lambda: reconstruct.reconstruct(mag, q, length=n))
+        levels[q.name] = {"seconds": round(seconds, 4), "sc_db": round(spectral.spectral_convergence_db(y, mag), 3)}
+        y, seconds = _timed(lambda: reference_gla(mag, q.reference_iterations, n))
+        reference[f"gla{q.reference_iterations}"] = {
+            "seconds": round(seconds, 4), "sc_db": round(spectral.spectral_convergence_db(y, mag), 3)}
+    return {"clip": {"path": os.path.relpath(clip_path), "start": start, "seconds": round(n / spectral.SAMPLE_RATE, 3)},
+            "levels": levels, "reference": reference}
+
+
+def table(result: dict) -> str:
+    rows = [f"{'level':10s} {'s':>7s} {'SC dB':>7s} | {'reference':9s} {'s':>7s} {'SC dB':>7s} | "
+            f"{'time ratio':>10s} {'SC gain dB':>10s}  ok"]
+    for q in reconstruct.QUALITIES.values():
+        ours = result["levels"][q.name]
+        ref_name = f"gla{q.reference_iterations}"
+        ref = result["reference"][ref_name]
+        ratio = ours["seconds"] / ref["seconds"]
+        gain = ref["sc_db"] - ours["sc_db"]
+        ok = ratio <= TIME_TARGET and gain >= 0
+        rows.append(f"{q.label:10s} {ours['seconds']:7.3f} {ours['sc_db']:7.2f} | {ref_name:9s} "
+                    f"{ref['seconds']:7.3f} {ref['sc_db']:7.2f} | {ratio:10.3f} {gain:10.2f}  {'yes' if ok else 'NO'}")
+    rows.append(f"targets: time ratio <= {TIME_TARGET:.3f}, SC gain >= 0 dB")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ap.add_argument("--quick", action="store_true", help="a 4 s window instead of 10 s")
+    ap.add_argument("--clip", default=DEMO_CLIP)
+    ap.add_argument("--start", type=float, default=0.0)
+    ap.add_argument("--duration", type=float, default=None)
+    a = ap.parse_args(argv)
+    duration = a.duration or (4.0 if a.quick else 10.0)
+    result = run(a.clip, a.start, duration)
+    print(table(result))
+    if a.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
