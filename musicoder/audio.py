@@ -189,9 +189,8 @@ def _decode(path: str, info: SourceInfo, start: float, duration: float) -> tuple
         raise InputError("not_audio", "The audio in this file could not be decoded (damaged or unsupported).") from exc
     raw = np.array(seg.get_array_of_samples())
     scale = float(1 << (8 * seg.sample_width - 1))
+    # pydub has already made 8-bit (unsigned in WAV) samples signed
     samples = (raw.astype(np.float32) / scale).reshape(-1, seg.channels)
-    if seg.sample_width == 1:  # 8-bit WAV is unsigned
-        samples = samples - 1.0
     return samples, seg.frame_rate, seg.channels
 
 

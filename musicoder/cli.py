@@ -63,9 +63,22 @@ def default_output(input_path: str, suffix: str) -> str:
     return f"{stem}_{suffix}.wav"
 
 
+def check_output_path(path: str, fmt: str | None = None) -> None:
+    """Fail before the work, not after it: a bad extension or a missing folder."""
+    if fmt is None:
+        audio.output_format(path)
+    elif not path.lower().endswith("." + fmt):
+        raise InputError("bad_format", f"{path}: the spectrogram is written as .{fmt}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError("bad_output", f"Cannot write {path}: the folder {folder} does not exist.")
+
+
 def run_reconstruct(args: argparse.Namespace) -> int:
     output = args.output or default_output(args.input, args.quality)
-    audio.output_format(output)  # fail on a bad extension before the work
+    check_output_path(output)
+    if args.spectrogram:
+        check_output_path(args.spectrogram, "png")
     clip = audio.load(args.input, start=args.start, duration=args.duration)
     for note in clip.warnings:
         print(f"musicoder: warning: {note}", file=sys.stderr)
