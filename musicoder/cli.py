@@ -1,14 +1,17 @@
 """The ``musicoder`` command: the engine in-process, no server needed.
 
-    musicoder reconstruct IN [-o OUT] [--quality Q] [--start S] [--duration D]
-                          [--spectrogram PNG] [--no-normalize]
+    musicoder convert IN [-o OUT] --texture {laser,water,future} [--quality {lofi,standard,hifi}]
+                      [--start S] [--duration D] [--spectrogram OUT.png] [--no-normalize]
+    musicoder textures [--json]
+    musicoder reconstruct IN [-o OUT] [--quality Q] [...]   (no texture: a round trip)
 
-Bad input ends with one line on stderr and a non-zero exit, never a traceback.
+Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -18,27 +21,39 @@ from .errors import InputError
 
 EXIT_INPUT = 2  # the user's input was bad
 EXIT_IO = 3  # we could not write the output (disk full, permissions)
+EXIT_MODEL = 4  # a shipped model is missing or corrupt: the installation is broken
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2) like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _window_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="audio file: wav, mp3, mp4/m4a, flac, ogg, opus, ...")
     p.add_argument("-o", "--output", help="output file; its extension picks the format "
-                                          f"({', '.join(audio.OUTPUT_FORMATS)}; default wav)")
-    p.add_argument("--quality", default="standard", type=str.lower, choices=list(reconstruct.QUALITIES),
-                   help="reconstruction quality (default: standard)")
+                                          f"({', '.join(audio.OUTPUT_FORMATS)}; default: IN_TEXTURE_QUALITY.wav)")
+    p.add_argument("--quality", default="standard", help="lofi, standard or hifi (default: standard)")
     p.add_argument("--start", type=float, default=0.0, help="window start in seconds (default 0)")
     p.add_argument("--duration", type=float, default=audio.DEFAULT_WINDOW_SECONDS,
                    help=f"window length in seconds (default {audio.DEFAULT_WINDOW_SECONDS:g})")
     p.add_argument("--spectrogram", metavar="PNG", help="also write the output's spectrogram here")
     p.add_argument("--no-normalize", action="store_true",
-                   help="keep the raw level (only guard against clipping)")
+                   help="keep the raw level, only guard against clipping (default: -16 LUFS)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="musicoder", description="Give music a new texture.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("reconstruct", help="re-render a window through the spectrogram, no texture "
-                                             "(checks decoding and reconstruction quality)")
+    parser = _OneLineParser(prog="musicoder", description="Give music a new texture.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    conv = sub.add_parser("convert", help="give a window of a song a texture")
+    _window_args(conv)
+    conv.add_argument("--texture", required=True, help="laser, water or future (see `musicoder textures`)")
+    tex = sub.add_parser("textures", help="list the textures")
+    tex.add_argument("--json", action="store_true", help="a JSON list of {name, description, exemplar}")
+    rec = sub.add_parser("reconstruct", help="re-render a window through the spectrogram with no texture "
+                                             "(checks decoding and reconstruction)")
     _window_args(rec)
     return parser
 
@@ -48,19 +63,14 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, float], None]]:
     """A tqdm bar fed by the engine's (stage, fraction) callback; silent off a terminal."""
     from tqdm import tqdm
 
-    with tqdm(total=100, disable=not enabled, unit="%", bar_format="{desc:<15} {bar} {percentage:3.0f}% {elapsed}",
-              file=sys.stderr) as bar:
+    with tqdm(total=100, disable=not enabled, unit="%", file=sys.stderr,
+              bar_format="{desc:<15} {bar} {percentage:3.0f}% {elapsed}") as bar:
         def update(stage: str, fraction: float) -> None:
             bar.set_description_str(stage)
             bar.update(round(fraction * 100) - bar.n)
 
         yield update
         update("done", 1.0)
-
-
-def default_output(input_path: str, suffix: str) -> str:
-    stem = os.path.splitext(os.path.basename(input_path))[0]
-    return f"{stem}_{suffix}.wav"
 
 
 def check_output_path(path: str, fmt: str | None = None) -> None:
@@ -74,34 +84,61 @@ def check_output_path(path: str, fmt: str | None = None) -> None:
         raise InputError("bad_output", f"Cannot write {path}: the folder {folder} does not exist.")
 
 
-def run_reconstruct(args: argparse.Namespace) -> int:
-    output = args.output or default_output(args.input, args.quality)
+def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
+    """The shared body of convert and reconstruct: decode, render, write."""
+    quality = reconstruct.quality(args.quality)
+    suffix = f"{texture or 'plain'}_{quality.name}"
+    output = args.output or f"{os.path.splitext(os.path.basename(args.input))[0]}_{suffix}.wav"
     check_output_path(output)
     if args.spectrogram:
         check_output_path(args.spectrogram, "png")
+    transform = None
+    if texture is not None:
+        import models
+
+        model = models.load(texture)  # checks the name before the decode
+        transform = model.transform
     clip = audio.load(args.input, start=args.start, duration=args.duration)
     for note in clip.warnings:
         print(f"musicoder: warning: {note}", file=sys.stderr)
     with _progress_bar(sys.stderr.isatty()) as progress:
-        result = engine.render(clip.samples, args.quality, normalize=not args.no_normalize,
+        result = engine.render(clip.samples, quality, transform, normalize=not args.no_normalize,
                                on_progress=progress)
-        _write_outputs(result.samples, output, args.spectrogram,
-                       f"{os.path.basename(args.input)} · {args.quality} · no texture")
+        audio.save(result.samples, output)
+        if args.spectrogram:
+            title = f"{os.path.basename(args.input)} · {texture or 'no texture'} · {quality.label}"
+            with open(args.spectrogram, "wb") as f:
+                f.write(render.spectrogram_png(result.samples, title))
     print(output)
     return 0
 
 
-def _write_outputs(samples, output: str, spectrogram: str | None, title: str) -> None:
-    audio.save(samples, output)
-    if spectrogram:
-        data = render.spectrogram_png(samples, title)
-        with open(spectrogram, "wb") as f:
-            f.write(data)
+def run_convert(args: argparse.Namespace) -> int:
+    import models
+
+    return _render_to_files(args, models.texture(args.texture).name)
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    return _render_to_files(args, None)
+
+
+def run_textures(args: argparse.Namespace) -> int:
+    import models
+
+    rows = [{"name": t.name, "description": t.description, "exemplar": os.path.abspath(t.exemplar_path)}
+            for t in models.TEXTURES.values()]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(f"{row['name']:8s} {row['description']}\n{'':8s} preview: {row['exemplar']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"reconstruct": run_reconstruct}
+    commands = {"convert": run_convert, "textures": run_textures, "reconstruct": run_reconstruct}
     try:
         return commands[args.command](args)
     except InputError as err:
@@ -113,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("musicoder: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        from models import ModelError
+
+        if isinstance(err, ModelError):
+            print(f"musicoder: error: {err}", file=sys.stderr)
+            return EXIT_MODEL
+        raise
 
 
 if __name__ == "__main__":

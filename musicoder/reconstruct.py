@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import kernels, spectral
+from .errors import InputError
 
 # Hann window approximated by a Gaussian exp(-π t² / γ): γ = 0.25645·N² (Průša et al.).
 _GAMMA = 0.25645 * spectral.N_FFT**2
@@ -54,11 +55,11 @@ class Cancelled(Exception):
 
 
 def quality(name: str) -> Quality:
-    """The :class:`Quality` called ``name`` (case-insensitive); ValueError if unknown."""
-    try:
-        return QUALITIES[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown quality {name!r}: choose one of {', '.join(QUALITIES)}") from None
+    """The :class:`Quality` called ``name`` (case-insensitive); InputError if unknown."""
+    q = QUALITIES.get(str(name).lower())
+    if q is None:
+        raise InputError("unknown_quality", f"Unknown quality {name!r}: choose one of {', '.join(QUALITIES)}.")
+    return q
 
 
 def pghi_phase(mag: np.ndarray, seed: int = 0) -> np.ndarray:

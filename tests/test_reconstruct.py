@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from musicoder import reconstruct, spectral
+from musicoder.errors import InputError
 
 
 def test_stft_matches_librosa_and_inverts(demo_samples):
@@ -85,5 +86,6 @@ def test_progress_is_reported_and_cancellation_stops(demo_magnitude):
 
 
 def test_unknown_quality_is_refused(demo_magnitude):
-    with pytest.raises(ValueError, match="lofi, standard, hifi"):
+    with pytest.raises(InputError, match="lofi, standard, hifi") as err:
         reconstruct.reconstruct(demo_magnitude, "ultra")
+    assert err.value.code == "unknown_quality"
