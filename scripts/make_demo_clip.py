@@ -28,23 +28,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from musicoder.audio import ffmpeg_path  # noqa: E402  (the project's one way to find ffmpeg)
+
 MAX_DURATION_S = 30.0
-
-
-def find_ffmpeg() -> str:
-    try:
-        import imageio_ffmpeg
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:
-        exe = shutil.which("ffmpeg")
-        if exe is None:
-            raise SystemExit("ffmpeg not found: pip install imageio-ffmpeg, or install ffmpeg")
-        return exe
 
 
 def make_clip(source: Path, start: float, duration: float, output: Path, *,
@@ -62,7 +53,7 @@ def make_clip(source: Path, start: float, duration: float, output: Path, *,
     filters = [f"afade=t=in:st=0:d={fade_in:g}:curve=tri"] if fade_in > 0 else []
     if fade_out > 0:
         filters.append(f"afade=t=out:st={duration - fade_out:g}:d={fade_out:g}:curve=qsin")
-    cmd = [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
+    cmd = [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y",
            "-ss", f"{start:g}", "-t", f"{duration:g}", "-i", str(source),
            "-map", "0:a:0", "-map_metadata", "-1", "-vn",
            "-ar", "44100", "-ac", "2"]
