@@ -268,13 +268,9 @@ def encode(y: np.ndarray, fmt: str, rate: int = SAMPLE_RATE) -> bytes:
     return buf.getvalue()
 
 
-def save(y: np.ndarray, path: str | os.PathLike, rate: int = SAMPLE_RATE) -> str:
-    """Write mono audio to ``path`` in the format its extension names. Returns the format.
-
-    Written to a temporary name first and renamed, so a full disk leaves no partial file.
-    """
-    fmt = output_format(path)
-    data = encode(y, fmt, rate)
+def write_file(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to ``path`` under a temporary name, then rename: a full disk or a
+    crash leaves no partial file."""
     path = os.fspath(path)
     tmp = f"{path}.part"
     try:
@@ -285,4 +281,21 @@ def save(y: np.ndarray, path: str | os.PathLike, rate: int = SAMPLE_RATE) -> str
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save(y: np.ndarray, path: str | os.PathLike, rate: int = SAMPLE_RATE) -> str:
+    """Write mono audio to ``path`` in the format its extension names. Returns the format."""
+    fmt = output_format(path)
+    write_file(path, encode(y, fmt, rate))
     return fmt
+
+
+def decode_bytes(data: bytes, limits: Limits = Limits()) -> np.ndarray:
+    """A whole audio file given as bytes → (n,) float32 mono at ``SAMPLE_RATE``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
+        path = os.path.join(folder, "audio")
+        with open(path, "wb") as f:
+            f.write(data)
+        return load(path, duration=None, limits=limits).samples

@@ -1,0 +1,110 @@
+"""``musicoder-gui [--server ws://host:port] [FILE]`` and ``python -m gui``.
+
+With no server named (on the command line, in $MUSICODER_SERVER or in the config file
+~/.config/musicoder/gui.json as {"server": "ws://..."}), the GUI starts a server of
+its own on loopback and stops it on exit: one person needs nothing deployed.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+CONFIG_FILE = os.path.join(os.path.expanduser("~"), ".config", "musicoder", "gui.json")
+
+
+def configured_server() -> str | None:
+    """The server address from $MUSICODER_SERVER or the config file, if any."""
+    if os.environ.get("MUSICODER_SERVER"):
+        return os.environ["MUSICODER_SERVER"]
+    try:
+        with open(CONFIG_FILE) as f:
+            return json.load(f).get("server")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def has_display() -> bool:
+    """Dear PyGui aborts the whole process without a display: look before we leap."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server() -> Iterator[str]:
+    """A MusiCoder server on loopback for the life of the GUI; yields its URL."""
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="musicoder-gui-")
+    proc = subprocess.Popen([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--data-dir", data_dir, "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_window(url: str, file: str | None) -> int:
+    import dearpygui.dearpygui as dpg
+
+    from .app import HEIGHT, WIDTH, App
+    from .bridge import Bridge
+
+    bridge = Bridge(url)
+    dpg.create_context()
+    app = None
+    try:
+        app = App(dpg, bridge)
+        dpg.create_viewport(title="MusiCoder", width=WIDTH, height=HEIGHT)
+        dpg.setup_dearpygui()
+        dpg.show_viewport()
+        bridge.start()
+        if file:
+            app.open_file(file)
+        while dpg.is_dearpygui_running():
+            app.frame()
+            dpg.render_dearpygui_frame()
+    finally:
+        if app is not None:
+            app.players.stop_all()
+        bridge.stop()
+        dpg.destroy_context()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="musicoder-gui", description="The MusiCoder desktop client.")
+    ap.add_argument("file", nargs="?", help="a song to open at start")
+    ap.add_argument("--server", help="ws://host:port of a MusiCoder server (default: start one on loopback)")
+    args = ap.parse_args(argv)
+    if not has_display():
+        print("musicoder-gui: error: no display (set DISPLAY, or run under Xvfb)", file=sys.stderr)
+        return 2
+    url = args.server or configured_server()
+    if url:
+        return run_window(url, args.file)
+    with local_server() as url:
+        return run_window(url, args.file)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""The Dear PyGui window: draws a :class:`gui.model.Model` and turns clicks into calls
+on the :class:`gui.bridge.Bridge` (the network, in its own thread).
+
+The render loop never waits on the network: each frame it drains the bridge's events
+into the model, then refreshes the widgets whose data changed.
+"""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+from musicoder import audio, render
+
+from . import model as m
+from .bridge import Bridge
+from .player import PlaybackUnavailable, PlayerPair
+
+PROJECT_URL = "https://github.com/musicoder/musicoder"
+HELP_TEXT = f"""MusiCoder gives a piece of music a new texture.
+
+1. Open a song (wav, mp3, mp4/m4a, flac, ogg, opus), or pass it on the command line.
+   Drag and drop from the file manager is not available on Linux (Dear PyGui has no
+   OS drag-and-drop there): use Open.
+2. Drag the start of the window over the whole track, set its length (10 s by default),
+   press OK. Play auditions the window.
+3. Choose a texture; Try plays a sample of it. Press OK.
+4. Choose a quality (the server's expected time is shown) and press Convert.
+5. Play the result, Save as wav, flac, mp3 or ogg, or convert again with another
+   texture or quality: the song is not uploaded again.
+
+Volume balance on plays loudness-normalised audio; off plays the raw level.
+The connection state is at the top; Retry reconnects at once, and the client also
+retries by itself.
+
+{PROJECT_URL}"""
+
+WIDTH, HEIGHT = 1100, 960
+SPECTROGRAM_WIDTH = 700
+PLOT_COLUMNS = 800
+
+
+class App:
+    """One window. ``dpg`` is the dearpygui.dearpygui module (imported by the caller,
+    after the display check)."""
+
+    def __init__(self, dpg, bridge: Bridge, players: PlayerPair | None = None):
+        self.dpg = dpg
+        self.bridge = bridge
+        self.players = players or PlayerPair()
+        self.model = bridge.model
+        self._drawn_result = None
+        self._drawn_track = None
+        self._textures_drawn: tuple = ()
+        self._window_key: tuple | None = None
+        self._window_drawn: tuple[float, float] | None = None
+        self._build()
+
+    # ---- layout --------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        dpg = self.dpg
+        with dpg.font_registry():
+            # matplotlib ships DejaVu Sans: it has the glyphs the default font lacks (● ✓ … ·)
+            import matplotlib
+
+            ttf = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+            dpg.bind_font(dpg.add_font(ttf, 15))
+        with dpg.theme() as theme:  # a control whose step is not possible yet looks unlit
+            for kind in (dpg.mvButton, dpg.mvRadioButton, dpg.mvCheckbox):
+                with dpg.theme_component(kind, enabled_state=False):
+                    dpg.add_theme_color(dpg.mvThemeCol_Text, (105, 105, 110))
+                    dpg.add_theme_color(dpg.mvThemeCol_Button, (40, 40, 44))
+                    dpg.add_theme_color(dpg.mvThemeCol_ButtonHovered, (40, 40, 44))
+                    dpg.add_theme_color(dpg.mvThemeCol_ButtonActive, (40, 40, 44))
+        dpg.bind_theme(theme)
+        with dpg.texture_registry(tag="textures"):
+            dpg.add_dynamic_texture(1000, 400, [0.0] * (1000 * 400 * 4), tag="spectrogram_tex")
+        with dpg.file_dialog(directory_selector=False, show=False, callback=self._on_open_chosen,
+                             tag="open_dialog", width=700, height=420):
+            dpg.add_file_extension("Audio{.wav,.mp3,.mp4,.m4a,.flac,.ogg,.opus,.aac,.aif,.aiff}")
+            dpg.add_file_extension(".*")
+        with dpg.file_dialog(directory_selector=False, show=False, callback=self._on_save_chosen,
+                             tag="save_dialog", width=700, height=420, default_filename="musicoder"):
+            for ext in (".wav", ".flac", ".mp3", ".ogg"):
+                dpg.add_file_extension(ext)
+        with dpg.window(tag="main", label="MusiCoder"):
+            with dpg.menu_bar():
+                with dpg.menu(label="Help"):
+                    dpg.add_menu_item(label="How to use MusiCoder", callback=lambda: dpg.show_item("help"))
+            with dpg.group(horizontal=True):
+                dpg.add_text("●", tag="conn_dot")
+                dpg.add_text("not connected", tag="conn_text")
+                dpg.add_input_text(tag="server_url", default_value=self.model.url, width=260)
+                dpg.add_button(label="Retry", tag="retry", callback=lambda: self.bridge.connect(dpg.get_value("server_url")))
+                dpg.add_checkbox(label="Volume balance", tag="normalize", default_value=True,
+                                 callback=lambda s, v: setattr(self.model, "normalize", v))
+            dpg.add_text("", tag="status", wrap=WIDTH - 40)
+            dpg.add_text("", tag="error", color=(255, 110, 90), wrap=WIDTH - 40)
+
+            dpg.add_separator()
+            dpg.add_text("1  Song")
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="Open…", tag="open", callback=lambda: dpg.show_item("open_dialog"))
+                dpg.add_button(label="Delete", tag="delete", callback=self.delete_track)
+                dpg.add_text("", tag="track_facts")
+                dpg.add_progress_bar(tag="upload_bar", width=160, default_value=0.0)
+            with dpg.plot(tag="input_plot", height=120, width=-1, no_menus=True, no_mouse_pos=True):
+                dpg.add_plot_axis(dpg.mvXAxis, label="track (s)", tag="in_x")
+                with dpg.plot_axis(dpg.mvYAxis, tag="in_y", no_tick_labels=True):
+                    dpg.add_shade_series([0.0], [0.0], y2=[0.0], tag="in_wave")
+                dpg.add_drag_line(tag="win_start", color=(90, 200, 255, 255), default_value=0.0,
+                                  callback=self._on_window_dragged)
+                dpg.add_drag_line(tag="win_end", color=(90, 200, 255, 120), default_value=10.0, no_inputs=True)
+                dpg.add_drag_line(tag="in_head", color=(255, 220, 80, 255), default_value=0.0,
+                                  callback=lambda s, v: self.players.input.seek(dpg.get_value(s) - self.model.window_start))
+            with dpg.group(horizontal=True):
+                dpg.add_input_float(label="start s", tag="win_start_in", width=110, step=0.1, format="%.2f",
+                                    callback=self._on_window_typed)
+                dpg.add_input_float(label="length s", tag="win_len_in", width=110, step=1.0, default_value=10.0,
+                                    format="%.2f", callback=self._on_window_typed)
+                dpg.add_button(label="OK", tag="clip_ok", callback=self.confirm_window)
+                self._transport("input")
+
+            dpg.add_separator()
+            dpg.add_text("2  Texture")
+            with dpg.group(tag="texture_group"):
+                dpg.add_radio_button([], tag="texture_choice", callback=self._on_texture_picked, horizontal=True)
+                dpg.add_text("", tag="texture_desc", wrap=WIDTH - 40)
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="Try", tag="try", callback=self.try_texture)
+                dpg.add_button(label="OK", tag="texture_ok", callback=self.confirm_texture)
+
+            dpg.add_separator()
+            dpg.add_text("3  Quality")
+            dpg.add_radio_button([], tag="quality_choice", horizontal=True, callback=self._on_quality_picked)
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="Convert", tag="convert", callback=self.convert)
+                dpg.add_button(label="Cancel", tag="cancel", callback=lambda: self.bridge.cancel())
+                dpg.add_progress_bar(tag="job_bar", width=-1, default_value=0.0, overlay="")
+
+            dpg.add_separator()
+            dpg.add_text("4  Result")
+            with dpg.group(horizontal=True):
+                dpg.add_image("spectrogram_tex", tag="spectrogram", width=SPECTROGRAM_WIDTH,
+                              height=SPECTROGRAM_WIDTH * 2 // 5)
+                with dpg.group():
+                    dpg.add_text("", tag="result_facts", wrap=WIDTH - SPECTROGRAM_WIDTH - 60)
+            with dpg.plot(tag="output_plot", height=100, width=-1, no_menus=True, no_mouse_pos=True):
+                dpg.add_plot_axis(dpg.mvXAxis, label="result (s)", tag="out_x")
+                with dpg.plot_axis(dpg.mvYAxis, tag="out_y", no_tick_labels=True):
+                    dpg.add_shade_series([0.0], [0.0], y2=[0.0], tag="out_wave")
+                dpg.add_drag_line(tag="out_head", color=(255, 220, 80, 255), default_value=0.0,
+                                  callback=lambda s, v: self.players.output.seek(dpg.get_value(s)))
+            with dpg.group(horizontal=True):
+                self._transport("output")
+                dpg.add_button(label="Save as…", tag="save", callback=lambda: dpg.show_item("save_dialog"))
+        with dpg.window(tag="help", label="Help", show=False, width=700, height=420, pos=(200, 150)):
+            dpg.add_text(HELP_TEXT, wrap=660)
+        dpg.set_primary_window("main", True)
+
+    def _transport(self, which: str) -> None:
+        dpg = self.dpg
+        dpg.add_button(label="Play", tag=f"play_{which}", callback=lambda: self.play(which))
+        dpg.add_button(label="Pause", tag=f"pause_{which}", callback=lambda: getattr(self.players, which).pause())
+        dpg.add_button(label="Stop", tag=f"stop_{which}", callback=lambda: getattr(self.players, which).stop())
+        dpg.add_text("0.0 s", tag=f"pos_{which}")
+
+    # ---- user actions (the buttons call these; so can a script) ------------------------------
+
+    def play(self, which: str) -> None:
+        try:
+            self.players.play(which)
+        except PlaybackUnavailable as err:
+            self.model.error = str(err)
+
+    def open_file(self, path: str) -> None:
+        self.players.stop_all()
+        self.bridge.open_file(path)
+
+    def delete_track(self) -> None:
+        self.players.stop_all()
+        self.model.apply(m.TrackCleared())
+
+    def set_window(self, start: float, duration: float) -> None:
+        self.model.apply(m.WindowPicked(max(0.0, start), max(1.0, duration)))
+
+    def confirm_window(self) -> None:
+        self.bridge.clip(self.model.window_start, self.model.window_duration)
+
+    def pick_texture(self, name: str) -> None:
+        self.model.apply(m.TexturePicked(name))
+        label = next((t["label"] for t in self.model.textures() if t["name"] == name), None)
+        if label:
+            self.dpg.set_value("texture_choice", label)
+
+    def try_texture(self) -> None:
+        name = self.model.texture or next((t["name"] for t in self.model.textures()), None)
+        if name:
+            self.bridge.preview(name)
+
+    def confirm_texture(self) -> None:
+        self.model.confirm_texture()
+
+    def pick_quality(self, name: str) -> None:
+        self.model.apply(m.QualityPicked(name))
+        self._show_quality()
+
+    def convert(self) -> None:
+        self.players.output.stop()
+        self.bridge.convert(self.model.texture, self.model.quality, self.model.normalize)
+
+    def save(self, path: str) -> None:
+        self.bridge.save_result(path)
+
+    # ---- widget callbacks --------------------------------------------------------------------
+
+    def _on_open_chosen(self, sender, data) -> None:
+        if isinstance(data, dict) and data.get("file_path_name"):
+            self.open_file(data["file_path_name"])
+
+    def _on_save_chosen(self, sender, data) -> None:
+        if isinstance(data, dict) and data.get("file_path_name"):
+            self.save(data["file_path_name"])
+
+    def _on_window_dragged(self, sender, value) -> None:
+        self.set_window(float(self.dpg.get_value("win_start")), self.model.window_duration)
+
+    def _on_window_typed(self, sender, value) -> None:
+        self.set_window(self.dpg.get_value("win_start_in"), self.dpg.get_value("win_len_in"))
+
+    def _on_texture_picked(self, sender, label) -> None:
+        for t in self.model.textures():
+            if t["label"] == label:
+                self.pick_texture(t["name"])
+
+    def _on_quality_picked(self, sender, label) -> None:
+        for q in self.model.qualities():
+            if label == _quality_label(q):
+                self.pick_quality(q["name"])
+
+    def _show_quality(self) -> None:
+        for q in self.model.qualities():
+            if q["name"] == self.model.quality:
+                self.dpg.set_value("quality_choice", _quality_label(q))
+
+    # ---- per frame -------------------------------------------------------------------------
+
+    def frame(self) -> None:
+        """Drain network events into the model, start queued playback, redraw."""
+        for event in self.bridge.drain():
+            self.model.apply(event)
+            if isinstance(event, m.PreviewReady):
+                self._play_bytes(event.audio)
+        self._refresh()
+
+    def _play_bytes(self, data: bytes) -> None:
+        self.players.output.load(audio.decode_bytes(data), audio.SAMPLE_RATE)
+        self._drawn_result = None  # the output player now holds the preview
+        self.play("output")
+
+    def _refresh(self) -> None:
+        dpg, md = self.dpg, self.model
+        colours = {m.Connection.CONNECTED: (90, 220, 120), m.Connection.CONNECTING: (240, 200, 80),
+                   m.Connection.DISCONNECTED: (240, 90, 80)}
+        dpg.configure_item("conn_dot", color=colours[md.connection])
+        dpg.set_value("conn_text", md.connection.value)
+        dpg.set_value("status", md.status)
+        dpg.set_value("error", md.error or "")
+        for name, on in md.enabled().items():
+            if dpg.does_item_exist(name):
+                dpg.configure_item(name, enabled=on)
+        self._refresh_choices()
+        self._refresh_track()
+        self._refresh_job()
+        self._refresh_result()
+        for which in ("input", "output"):
+            p = getattr(self.players, which)
+            dpg.set_value(f"pos_{which}", f"{p.position:5.1f} / {p.duration:.1f} s")
+        dpg.set_value("in_head", md.window_start + self.players.input.position)
+        dpg.set_value("out_head", self.players.output.position)
+
+    def _refresh_choices(self) -> None:
+        dpg, md = self.dpg, self.model
+        key = (tuple(t["name"] for t in md.textures()), tuple(q["name"] for q in md.qualities()))
+        if key != self._textures_drawn:
+            self._textures_drawn = key
+            dpg.configure_item("texture_choice", items=[t["label"] for t in md.textures()])
+            dpg.configure_item("quality_choice", items=[_quality_label(q) for q in md.qualities()])
+            self._show_quality()
+        desc = next((t["description"] for t in md.textures() if t["name"] == md.texture), "")
+        dpg.set_value("texture_desc", desc + ("  ✓" if md.texture_confirmed else ""))
+
+    def _refresh_track(self) -> None:
+        dpg, md = self.dpg, self.model
+        dpg.set_value("upload_bar", md.upload_fraction)
+        if md.track is not None:
+            t = md.track
+            dpg.set_value("track_facts", f"{t.name}  {t.duration:.1f} s · {t.sample_rate} Hz · {t.channels} ch")
+        else:
+            dpg.set_value("track_facts", md.track_name or "no song loaded")
+        if self._drawn_track is not md.track_samples:
+            self._drawn_track = md.track_samples
+            if md.track_samples is None:
+                dpg.set_value("in_wave", [[0.0], [0.0], [0.0]])
+            else:
+                peaks = render.waveform_peaks(md.track_samples, PLOT_COLUMNS)
+                x = np.linspace(0, len(md.track_samples) / md.track_rate, PLOT_COLUMNS)
+                dpg.set_value("in_wave", [x.tolist(), peaks[1].tolist(), peaks[0].tolist()])
+            dpg.fit_axis_data("in_x")
+            dpg.fit_axis_data("in_y")
+        start, dur = md.window_start, md.window_duration
+        dpg.set_value("win_end", start + dur)
+        if (start, dur) != self._window_drawn:  # only when the model moved it: never fight a drag
+            self._window_drawn = (start, dur)
+            dpg.set_value("win_start", start)
+            dpg.set_value("win_start_in", start)
+            dpg.set_value("win_len_in", dur)
+        # the input player plays the chosen window, at the balanced or raw level
+        window_key = (id(md.track_samples), round(start, 3), round(dur, 3), md.normalize)
+        if md.track_samples is not None and self._window_key != window_key:
+            self._window_key = window_key
+            a = int(start * md.track_rate)
+            part = md.track_samples[a:a + int(dur * md.track_rate)]
+            if md.normalize:
+                part = audio.normalize_loudness(part, rate=md.track_rate)
+            self.players.input.load(part, md.track_rate)
+
+    def _refresh_job(self) -> None:
+        dpg, job = self.dpg, self.model.job
+        if job is None:
+            dpg.set_value("job_bar", 0.0 if self.model.result is None else 1.0)
+            dpg.configure_item("job_bar", overlay="" if self.model.result is None else "done")
+            return
+        where = f" · {job.position} ahead" if job.position else ""
+        dpg.set_value("job_bar", job.fraction)
+        dpg.configure_item("job_bar", overlay=f"{job.stage} {job.fraction:.0%} · ~{job.eta:.1f} s{where}")
+
+    def _refresh_result(self) -> None:
+        dpg, res = self.dpg, self.model.result
+        if res is self._drawn_result:
+            return
+        self._drawn_result = res
+        if res is None:
+            return
+        samples = audio.decode_bytes(res.audio)
+        self.players.output.load(samples, audio.SAMPLE_RATE)
+        dpg.set_value("spectrogram_tex", png_to_rgba(res.spectrogram, 1000, 400))
+        work = {k: v for k, v in res.timings.items() if k != "queued"}
+        dpg.set_value("result_facts", f"{res.texture} · {res.quality} · {res.format}\n{res.duration:.1f} s of audio\n"
+                      + "\n".join(f"{k}: {v:.2f} s" for k, v in work.items()))
+        x = np.linspace(0, len(samples) / audio.SAMPLE_RATE, len(res.peaks_max))
+        dpg.set_value("out_wave", [x.tolist(), list(res.peaks_max), list(res.peaks_min)])
+        dpg.fit_axis_data("out_x")
+        dpg.fit_axis_data("out_y")
+
+
+def _quality_label(q: dict) -> str:
+    return f"{q['label']} (~{q['expected_seconds']:.1f} s)"
+
+
+def png_to_rgba(png: bytes, width: int, height: int) -> list[float]:
+    """PNG bytes → a flat RGBA float list of exactly width × height (cropped or padded)."""
+    from matplotlib.image import imread
+
+    img = imread(io.BytesIO(png), format="png")[..., :4]
+    if img.shape[2] == 3:
+        img = np.concatenate([img, np.ones(img.shape[:2] + (1,), img.dtype)], axis=2)
+    out = np.zeros((height, width, 4), np.float32)
+    h, w = min(height, img.shape[0]), min(width, img.shape[1])
+    out[:h, :w] = img[:h, :w]
+    return out.ravel().tolist()
+
+
+def default_save_name(model: m.Model) -> str:
+    base = os.path.splitext(model.track_name or "musicoder")[0]
+    return f"{base}_{model.texture}_{model.quality}.wav"

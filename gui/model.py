@@ -1,0 +1,330 @@
+"""The desktop client's state, as plain data: what the user has done, what the server
+said, and so which step is possible now. No Dear PyGui and no networking here: the
+window draws a :class:`Model`, and every event — a button, a server message, the
+connection coming or going — goes through :meth:`Model.apply`.
+
+The steps follow the original client's flow, each button lighting up when its step is
+possible: connect → load a file (uploaded) → choose the window (clip) → choose a texture
+(Try previews it) → choose a quality (starts the conversion) → result (play, save,
+convert again).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+import numpy as np
+
+import client
+import protocol
+
+
+class Connection(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "not connected"
+
+
+# ---- events: what the user did, and what the network (gui.bridge) reported ---------------
+
+@dataclasses.dataclass(frozen=True)
+class Connecting:
+    url: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Connected:
+    welcome: protocol.Welcome
+
+
+@dataclasses.dataclass(frozen=True)
+class Disconnected:
+    reason: str
+    retry_in: float | None  # seconds until the next automatic try; None: no retry
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerShutdown:
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FileLoaded:
+    """The user picked a file and it was decoded here, for the input player."""
+    path: str
+    name: str
+    samples: np.ndarray  # (n,) float32 at rate: the whole track
+    rate: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackCleared:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadProgressed:
+    received: int  # bytes
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackReady:
+    track: client.Track
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPicked:
+    start: float  # s
+    duration: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowReady:
+    window: client.Window
+
+
+@dataclasses.dataclass(frozen=True)
+class TexturePicked:
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityPicked:
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewReady:
+    texture: str
+    format: str
+    audio: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class JobAccepted:
+    job: int
+    position: int  # jobs ahead in the queue
+
+
+@dataclasses.dataclass(frozen=True)
+class JobProgress:
+    stage: str
+    fraction: float  # of the whole job
+    eta: float  # s
+    position: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultReady:
+    result: client.Result
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCancelled:
+    job: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestFailed:
+    """A request failed: the server's error frame (code), or a local or network one."""
+    request: str  # open, upload, clip, preview, convert, cancel, save
+    code: str
+    message: str
+
+
+@dataclasses.dataclass
+class JobState:
+    job: int | None  # None until the server accepted it
+    stage: str = "queued"
+    fraction: float = 0.0
+    eta: float = 0.0
+    position: int = 0
+
+
+@dataclasses.dataclass
+class Model:
+    """Everything the window shows. Mutated only by :meth:`apply`."""
+
+    url: str
+    connection: Connection = Connection.DISCONNECTED
+    retry_in: float | None = None
+    welcome: protocol.Welcome | None = None
+    # the track
+    local_path: str | None = None
+    track_name: str | None = None
+    track_samples: np.ndarray | None = None
+    track_rate: int = 44100
+    track: client.Track | None = None  # the server's facts once uploaded
+    upload_fraction: float = 0.0
+    window_start: float = 0.0
+    window_duration: float = 10.0
+    window_confirmed: bool = False
+    window_peaks: np.ndarray | None = None
+    # choices
+    texture: str | None = None
+    texture_confirmed: bool = False
+    quality: str = "standard"
+    normalize: bool = True
+    # work
+    job: JobState | None = None
+    result: client.Result | None = None
+    preview: PreviewReady | None = None
+    status: str = ""
+    error: str | None = None
+
+    # ---- what is possible now ------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is Connection.CONNECTED
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    def enabled(self) -> dict[str, bool]:
+        """Which controls are live, by name (the original's buttons that 'lit up')."""
+        uploaded = self.connected and self.track is not None
+        return {
+            "open": self.connected and not self.busy,
+            "delete": self.local_path is not None and not self.busy,
+            "play_input": self.track_samples is not None,
+            "clip_ok": uploaded and not self.busy,
+            "try": self.connected and self.welcome is not None,
+            "texture_ok": uploaded and self.window_confirmed and self.texture is not None and not self.busy,
+            "convert": uploaded and self.window_confirmed and self.texture_confirmed and not self.busy,
+            "cancel": self.busy and self.job.job is not None,
+            "play_output": self.result is not None,
+            "save": self.result is not None,
+            "retry": self.connection is Connection.DISCONNECTED,
+        }
+
+    def textures(self) -> list[dict]:
+        return list(self.welcome.textures) if self.welcome else []
+
+    def qualities(self) -> list[dict]:
+        return list(self.welcome.qualities) if self.welcome else []
+
+    # ---- events ----------------------------------------------------------------------------
+
+    def apply(self, event) -> None:
+        """Update the state for one of the events above. Unknown events are a
+        programming error."""
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is None:
+            raise TypeError(f"no handler for {type(event).__name__}")
+        handler(event)
+
+    # connection
+    def _on_Connecting(self, e: Connecting) -> None:
+        self.url, self.connection, self.retry_in = e.url, Connection.CONNECTING, None
+        self.status = f"Connecting to {e.url}…"
+
+    def _on_Connected(self, e: Connected) -> None:
+        w = e.welcome
+        self.connection, self.welcome, self.error, self.retry_in = Connection.CONNECTED, w, None, None
+        self.status = f"Connected to {w.server}." + ("" if self.track_samples is not None else " Open a song.")
+        if self.texture not in [t["name"] for t in w.textures]:
+            self.texture, self.texture_confirmed = None, False
+
+    def _on_Disconnected(self, e: Disconnected) -> None:
+        self.connection, self.retry_in = Connection.DISCONNECTED, e.retry_in
+        self.job = None
+        self.error = e.reason
+        self.status = "Not connected" + (f": retrying in {e.retry_in:.0f} s." if e.retry_in else ".")
+
+    def _on_ServerShutdown(self, e: ServerShutdown) -> None:
+        self.status = f"The server is shutting down ({e.reason}); reconnecting when it is back."
+
+    # the track
+    def _on_FileLoaded(self, e: FileLoaded) -> None:
+        self.local_path, self.track_name = e.path, e.name
+        self.track_samples, self.track_rate = e.samples, e.rate
+        self.track, self.window_confirmed, self.window_peaks = None, False, None
+        self.result, self.upload_fraction, self.error = None, 0.0, None
+        self.window_start = 0.0
+        self.window_duration = self.welcome.default_window if self.welcome else 10.0
+        self.status = f"Uploading {e.name}…"
+
+    def _on_TrackCleared(self, e: TrackCleared) -> None:
+        self.local_path = self.track_name = None
+        self.track_samples = self.track = self.window_peaks = self.result = None
+        self.window_confirmed, self.upload_fraction = False, 0.0
+        self.status = "Open a song to begin."
+
+    def _on_UploadProgressed(self, e: UploadProgressed) -> None:
+        self.upload_fraction = e.received / e.size if e.size else 1.0
+        self.status = f"Uploading… {self.upload_fraction:.0%}"
+
+    def _on_TrackReady(self, e: TrackReady) -> None:
+        t = e.track
+        self.track, self.upload_fraction = t, 1.0
+        self._set_window(t.window)
+        self.status = f"{t.name}: {t.duration:.1f} s, {t.sample_rate} Hz, {t.channels} ch. Pick the window, or go on."
+
+    def _on_WindowPicked(self, e: WindowPicked) -> None:
+        self.window_start, self.window_duration = e.start, e.duration
+        self.window_confirmed = False
+
+    def _on_WindowReady(self, e: WindowReady) -> None:
+        self._set_window(e.window)
+        self.status = f"Window {e.window.start:.2f}–{e.window.start + e.window.duration:.2f} s. Choose a texture."
+
+    def _set_window(self, w: client.Window) -> None:
+        self.window_start, self.window_duration, self.window_confirmed = w.start, w.duration, True
+        self.window_peaks = np.array([w.peaks_min, w.peaks_max], dtype=np.float32)
+        self.error = " ".join(w.warnings) if w.warnings else self.error
+
+    # choices
+    def _on_TexturePicked(self, e: TexturePicked) -> None:
+        self.texture, self.texture_confirmed = e.name, False
+
+    def confirm_texture(self) -> None:
+        if self.enabled()["texture_ok"]:
+            self.texture_confirmed = True
+            self.status = f"Texture: {self.texture}. Choose a quality and convert."
+
+    def _on_QualityPicked(self, e: QualityPicked) -> None:
+        self.quality = e.name
+
+    def _on_PreviewReady(self, e: PreviewReady) -> None:
+        self.preview = e
+        self.status = f"Playing a sample of {e.texture}."
+
+    # work
+    def start_job(self) -> None:
+        self.job, self.error = JobState(job=None), None
+        self.status = "Sending…"
+
+    def _on_JobAccepted(self, e: JobAccepted) -> None:
+        self.job = JobState(job=e.job, position=e.position)
+        self.status = f"Queued, {e.position} ahead." if e.position else "Converting…"
+
+    def _on_JobProgress(self, e: JobProgress) -> None:
+        if self.job is None:
+            return  # a late frame of a job we no longer follow
+        self.job.stage, self.job.fraction, self.job.eta, self.job.position = e.stage, e.fraction, e.eta, e.position
+        where = f", {e.position} ahead" if e.position else ""
+        self.status = f"{e.stage.capitalize()} {e.fraction:.0%}, about {e.eta:.1f} s left{where}"
+
+    def _on_ResultReady(self, e: ResultReady) -> None:
+        r = e.result
+        self.result, self.job = r, None
+        total = sum(v for k, v in r.timings.items() if k != "queued")
+        self.status = f"Done: {r.texture}, {r.quality}, {total:.2f} s of work. Play it, save it, or convert again."
+
+    def _on_JobCancelled(self, e: JobCancelled) -> None:
+        self.job = None
+        self.status = "Cancelled."
+
+    def _on_RequestFailed(self, e: RequestFailed) -> None:
+        self.error = e.message
+        if e.request in ("convert", "cancel"):
+            self.job = None
+        if e.request == "upload":
+            self.track = None
+        if e.request == "open":
+            self.status = "Could not open the file."
+        else:
+            self.status = f"{e.request.capitalize()} failed ({e.code})."

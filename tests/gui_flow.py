@@ -1,0 +1,93 @@
+"""Drive the real GUI through the whole flow, as a user would, and screenshot each step.
+
+    python tests/gui_flow.py URL SONG SAVE_PATH SCREENSHOT_DIR
+
+Run by tests/test_gui.py under Xvfb against a real server. Each step calls the same App
+method its button calls, then renders frames until the model shows the step's outcome.
+Prints one JSON line: what was saved and which screenshots were written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import dearpygui.dearpygui as dpg  # noqa: E402
+
+from gui.app import HEIGHT, WIDTH, App  # noqa: E402
+from gui.bridge import Bridge  # noqa: E402
+
+
+def main(url: str, song: str, save_path: str, shots: str) -> int:
+    bridge = Bridge(url)
+    dpg.create_context()
+    app = App(dpg, bridge)
+    dpg.create_viewport(title="MusiCoder", width=WIDTH, height=HEIGHT)
+    dpg.setup_dearpygui()
+    dpg.show_viewport()
+    bridge.start()
+    md = app.model
+    written = []
+
+    def frames(n: int = 3) -> None:
+        for _ in range(n):
+            app.frame()
+            dpg.render_dearpygui_frame()
+
+    def until(what: str, condition, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gui_flow: timed out waiting for {what}; status: {md.status!r}, error: {md.error!r}")
+            frames(1)
+            time.sleep(0.01)
+        frames(3)
+
+    def shot(name: str) -> None:
+        path = os.path.join(shots, f"{len(written) + 1:02d}_{name}.png")
+        dpg.output_frame_buffer(file=path)
+        frames(3)
+        written.append(path)
+
+    try:
+        until("the connection", lambda: md.connected)
+        shot("connected")
+        app.open_file(song)
+        until("the upload", lambda: md.track is not None)
+        shot("loaded")
+        app.set_window(5.0, 10.0)
+        app.confirm_window()
+        until("the window", lambda: md.window_confirmed and abs(md.window_start - 5.0) < 1e-6)
+        shot("window")
+        app.pick_texture("water")
+        app.confirm_texture()
+        until("the texture", lambda: md.texture_confirmed)
+        shot("texture")
+        app.pick_quality("hifi")
+        app.convert()
+        until("progress", lambda: md.job is not None and md.job.fraction > 0.2 or md.result is not None)
+        shot("converting")
+        until("the result", lambda: md.result is not None)
+        shot("result")
+        app.save(save_path)
+        until("the saved file", lambda: os.path.exists(save_path))
+        app.play("output")  # through ALSA: the test's asoundrc records it to a file
+        until("playback to start", lambda: app.players.output.playing or md.error is not None, 10)
+        played = md.error is None or "audio device" not in md.error
+        until("playback to end", lambda: not app.players.output.playing, 60)
+        frames(5)
+        print(json.dumps({"saved": save_path, "screenshots": written, "status": md.status, "played": played,
+                          "error": md.error,
+                          "result": {"texture": md.result.texture, "quality": md.result.quality,
+                                     "format": md.result.format, "duration": md.result.duration}}))
+    finally:
+        bridge.stop()
+        dpg.destroy_context()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:5]))

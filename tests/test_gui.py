@@ -1,0 +1,147 @@
+"""The desktop client for real: the whole flow in a real window under Xvfb against a
+real local server, with playback recorded by an ALSA file device; and the network
+bridge reconnecting by itself."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gui import model as m
+from musicoder import audio
+from server.testing import ServerProcess
+
+from .conftest import DEMO_CLIP, REPO
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _require(condition: bool, what: str) -> None:
+    """Locally a missing GUI dependency skips; in CI (which installs them) it fails."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"{what} is missing in CI (.ci/run installs it)")
+        pytest.skip(f"{what} is not installed")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("gui_server"), workers=1) as srv:
+        yield srv
+
+
+@pytest.fixture()
+def display():
+    _require(shutil.which("Xvfb") is not None, "Xvfb")
+    _require(_has("dearpygui"), "dearpygui")
+    number = 90 + os.getpid() % 9
+    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    assert proc.poll() is None, "Xvfb did not start"
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+ASOUNDRC = """pcm.!default {{
+    type file
+    slave.pcm "null"
+    file "{path}"
+    format "raw"
+}}
+"""
+
+
+def test_full_flow_in_the_window(server, display, tmp_path):
+    _require(_has("simpleaudio"), "simpleaudio")
+    home = tmp_path / "home"
+    home.mkdir()
+    played = home / "played.raw"
+    (home / ".asoundrc").write_text(ASOUNDRC.format(path=played))
+    shots = os.environ.get("MUSICODER_SCREENSHOTS") or str(tmp_path / "shots")
+    os.makedirs(shots, exist_ok=True)
+    saved = tmp_path / "water_hifi.wav"
+    env = dict(os.environ, DISPLAY=display, HOME=str(home), PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "gui_flow.py"), server.url, str(DEMO_CLIP),
+                           str(saved), shots], env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["result"] == {"texture": "water", "quality": "hifi", "format": "wav", "duration": 10.0}
+    # every step was drawn: six real screenshots, not blank frames
+    assert len(report["screenshots"]) == 6
+    from matplotlib.image import imread
+
+    for path in report["screenshots"]:
+        image = imread(path)
+        assert image.shape[0] >= 900 and image[..., :3].std() > 0.05, path
+    # the saved file is the 10 s result, and what the output player sent to ALSA is that audio
+    result = audio.load(saved, duration=None).samples
+    assert abs(len(result) / audio.SAMPLE_RATE - 10.0) < 0.01
+    assert report["played"] and report["error"] is None
+    sent = np.fromfile(played, dtype="<i2").astype(np.float32) / 32767
+    assert len(sent) == len(result)
+    assert np.max(np.abs(sent - result)) < 3 / 32767  # the same samples, up to 16-bit rounding
+    assert np.std(result) > 0.01
+
+
+def test_the_gui_refuses_to_start_without_a_display(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run([sys.executable, "-m", "gui", "--server", "ws://127.0.0.1:9"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no display" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _wait_for(bridge, predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        for event in bridge.drain():
+            bridge.model.apply(event)
+            seen.append(type(event).__name__)
+        if predicate(bridge.model):
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"timed out; events: {seen[-20:]}; status {bridge.model.status!r}")
+
+
+def test_bridge_reconnects_and_sends_the_clip_again(tmp_path):
+    from gui.bridge import Bridge
+
+    srv = ServerProcess(tmp_path / "srv1", workers=1).start()
+    bridge = Bridge(srv.url, retry_delays=(0.3,))
+    try:
+        bridge.start()
+        _wait_for(bridge, lambda md: md.connected)
+        bridge.open_file(str(DEMO_CLIP))
+        _wait_for(bridge, lambda md: md.track is not None)
+        bridge.clip(4.0, 6.0)
+        _wait_for(bridge, lambda md: md.window_confirmed and md.window_start == 4.0)
+        port = srv.port
+        srv.kill9()
+        _wait_for(bridge, lambda md: not md.connected)
+        assert bridge.model.retry_in == 0.3
+        srv = ServerProcess(tmp_path / "srv2", "--port", str(port), workers=1).start()  # same address
+        seen = _wait_for(bridge, lambda md: md.connected and md.track is not None and md.window_confirmed
+                         and md.window_start == 4.0 and md.window_duration == 6.0, timeout=90)
+        assert "TrackReady" in seen and "WindowReady" in seen  # sent again without the user
+        bridge.model.apply(m.TexturePicked("water"))
+        bridge.model.confirm_texture()
+        bridge.convert("water", "lofi", True)
+        _wait_for(bridge, lambda md: md.result is not None, timeout=120)
+        assert abs(bridge.model.result.duration - 6.0) < 0.01
+    finally:
+        bridge.stop()
+        srv.stop()

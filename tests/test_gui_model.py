@@ -1,0 +1,203 @@
+"""The desktop client's state machine and players, without a display."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import client
+import protocol
+from gui import model as m
+from gui.player import PlaybackUnavailable, Player, PlayerPair
+
+
+def welcome() -> protocol.Welcome:
+    return protocol.Welcome(
+        re=1, version=protocol.PROTOCOL_VERSION, server="musicoder 0.1.0", session="s1",
+        limits={"upload_bytes": 1000, "track_seconds": 1800.0, "window_seconds": 60.0, "message_bytes": 65536,
+                "chunk_bytes": 262144, "idle_seconds": 300.0, "jobs_per_session": 2, "queue": 32},
+        textures=[{"name": "laser", "label": "Laser", "description": "zaps"},
+                  {"name": "water", "label": "Water", "description": "a brook"}],
+        qualities=[{"name": "lofi", "label": "LOFI", "expected_seconds": 0.5},
+                   {"name": "hifi", "label": "HIFI", "expected_seconds": 1.5}],
+        formats=["wav", "flac", "mp3", "ogg"], default_window=10.0)
+
+
+def window(start=0.0, duration=10.0, warnings=()) -> client.Window:
+    return client.Window(start, duration, [-0.5] * 4, [0.5] * 4, list(warnings))
+
+
+def track() -> client.Track:
+    return client.Track("song.mp3", 30.0, 48000, 2, "mp3", window())
+
+
+def result() -> client.Result:
+    return client.Result(7, "water", "hifi", "wav", 10.0, b"RIFF", b"\x89PNG", [-0.1], [0.1],
+                         {"queued": 0.0, "reconstructing": 1.0})
+
+
+def ready_model() -> m.Model:
+    md = m.Model(url="ws://x")
+    md.apply(m.Connecting("ws://x"))
+    md.apply(m.Connected(welcome()))
+    md.apply(m.FileLoaded("/music/song.mp3", "song.mp3", np.zeros(100, np.float32), 44100))
+    md.apply(m.TrackReady(track()))
+    return md
+
+
+def test_buttons_light_up_step_by_step():
+    md = m.Model(url="ws://x")
+    assert [k for k, v in md.enabled().items() if v] == ["retry"]
+    md.apply(m.Connecting("ws://x"))
+    assert md.connection is m.Connection.CONNECTING and not md.enabled()["retry"]
+    md.apply(m.Connected(welcome()))
+    on = md.enabled()
+    assert on["open"] and on["try"] and not on["clip_ok"] and not on["convert"]
+    md.apply(m.FileLoaded("/music/song.mp3", "song.mp3", np.zeros(100, np.float32), 44100))
+    assert md.enabled()["play_input"] and md.enabled()["delete"] and not md.enabled()["clip_ok"]
+    md.apply(m.UploadProgressed(500, 1000))
+    assert md.upload_fraction == 0.5
+    md.apply(m.TrackReady(track()))
+    assert md.enabled()["clip_ok"] and md.window_confirmed and md.window_peaks.shape == (2, 4)
+    assert not md.enabled()["texture_ok"]  # no texture chosen yet
+    md.apply(m.TexturePicked("water"))
+    assert md.enabled()["texture_ok"] and not md.enabled()["convert"]
+    md.confirm_texture()
+    assert md.enabled()["convert"] and not md.enabled()["cancel"]
+    md.start_job()
+    assert not md.enabled()["convert"] and not md.enabled()["open"] and not md.enabled()["cancel"]
+    md.apply(m.JobAccepted(7, 2))
+    assert md.enabled()["cancel"] and "2 ahead" in md.status
+    md.apply(m.JobProgress("reconstructing", 0.5, 1.2, 0))
+    assert md.job.fraction == 0.5 and "Reconstructing 50%" in md.status
+    md.apply(m.ResultReady(result()))
+    on = md.enabled()
+    assert on["save"] and on["play_output"] and on["convert"] and md.job is None
+
+
+def test_moving_the_window_needs_ok_again():
+    md = ready_model()
+    md.apply(m.TexturePicked("water"))
+    md.confirm_texture()
+    md.apply(m.WindowPicked(12.5, 8.0))
+    assert not md.window_confirmed and not md.enabled()["convert"]
+    md.apply(m.WindowReady(window(12.5, 8.0, ["The selected audio is silent; the result will be silent too."])))
+    assert md.window_confirmed and md.enabled()["convert"] and "silent" in md.error
+
+
+def test_cancel_and_errors_end_the_job():
+    md = ready_model()
+    md.start_job()
+    md.apply(m.JobAccepted(3, 0))
+    md.apply(m.JobCancelled(3))
+    assert md.job is None and md.status == "Cancelled."
+    md.start_job()
+    md.apply(m.RequestFailed("convert", "busy", "The server is busy: 32 conversions are waiting."))
+    assert md.job is None and "busy" in md.status and "32" in md.error
+
+
+def test_a_failed_upload_forgets_the_track_and_a_bad_file_says_so():
+    md = ready_model()
+    md.apply(m.RequestFailed("upload", "not_audio", "This file is not audio that can be read."))
+    assert md.track is None and not md.enabled()["clip_ok"] and "not audio" in md.error
+    md.apply(m.RequestFailed("open", "empty", "The file is empty (0 bytes)."))
+    assert md.status == "Could not open the file."
+
+
+def test_losing_the_connection_stops_the_job_and_offers_retry():
+    md = ready_model()
+    md.start_job()
+    md.apply(m.Disconnected("connection refused", 4.0))
+    assert md.job is None and md.enabled()["retry"] and "retrying in 4 s" in md.status
+    assert not md.enabled()["convert"] and md.enabled()["play_input"]  # local audio still plays
+    md.apply(m.ServerShutdown("restart"))
+    assert "shutting down" in md.status
+
+
+def test_delete_clears_the_song():
+    md = ready_model()
+    md.apply(m.TrackCleared())
+    assert md.track is None and md.track_samples is None and not md.enabled()["delete"]
+
+
+def test_preview_and_quality_choices():
+    md = ready_model()
+    md.apply(m.QualityPicked("hifi"))
+    md.apply(m.PreviewReady("laser", "flac", b"fLaC"))
+    assert md.quality == "hifi" and md.preview.texture == "laser" and "laser" in md.status
+    assert [t["name"] for t in md.textures()] == ["laser", "water"]
+
+
+def test_a_texture_the_new_server_lacks_is_forgotten():
+    md = ready_model()
+    md.apply(m.TexturePicked("velvet"))
+    md.apply(m.Connected(welcome()))
+    assert md.texture is None
+
+
+def test_unknown_events_are_a_programming_error():
+    with pytest.raises(TypeError):
+        m.Model(url="ws://x").apply(object())
+
+
+class FakeOutput:
+    def __init__(self, pcm, rate):
+        self.pcm, self.rate, self.stopped = pcm, rate, False
+
+    def stop(self):
+        self.stopped = True
+
+    def is_playing(self):
+        return not self.stopped
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_player_plays_pauses_seeks_and_stops():
+    started, clock = [], FakeClock()
+
+    def play(pcm, rate):
+        started.append(FakeOutput(pcm, rate))
+        return started[-1]
+
+    p = Player(play_fn=play, clock=clock)
+    p.load(np.linspace(-1, 1, 44100 * 4, dtype=np.float32), 44100)
+    assert p.duration == 4.0 and not p.playing
+    p.play()
+    clock.now += 1.5
+    assert p.playing and abs(p.position - 1.5) < 1e-9
+    p.pause()
+    assert not p.playing and started[0].stopped and abs(p.position - 1.5) < 1e-9
+    p.seek(3.0)
+    p.play()
+    assert len(started[1].pcm) == 44100 * 1 * 2  # 1 s of 16-bit samples left after 3 s
+    clock.now += 2.0  # past the end
+    assert not p.playing and p.position == 0.0
+    p.play()
+    p.stop()
+    assert p.position == 0.0 and started[-1].stopped
+
+
+def test_playing_one_player_pauses_the_other():
+    pair = PlayerPair(lambda: Player(play_fn=lambda pcm, rate: FakeOutput(pcm, rate), clock=FakeClock()))
+    pair.input.load(np.zeros(44100, np.float32), 44100)
+    pair.output.load(np.zeros(44100, np.float32), 44100)
+    pair.play("input")
+    pair.play("output")
+    assert pair.output.playing and not pair.input.playing
+
+
+def test_no_audio_device_is_a_message_not_a_crash():
+    def no_device(pcm, rate):
+        raise PlaybackUnavailable("No audio device to play on.")
+
+    p = Player(play_fn=no_device)
+    p.load(np.zeros(100, np.float32), 44100)
+    with pytest.raises(PlaybackUnavailable, match="No audio device"):
+        p.play()
+    assert not p.playing
