@@ -17,7 +17,7 @@ from . import model as m
 from .bridge import Bridge
 from .player import PlaybackUnavailable, PlayerPair
 
-PROJECT_URL = "https://github.com/musicoder/musicoder"
+PROJECT_HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELP_TEXT = f"""MusiCoder gives a piece of music a new texture.
 
 1. Open a song (wav, mp3, mp4/m4a, flac, ogg, opus), or pass it on the command line.
@@ -34,7 +34,8 @@ Volume balance on plays loudness-normalised audio; off plays the raw level.
 The connection state is at the top; Retry reconnects at once, and the client also
 retries by itself.
 
-{PROJECT_URL}"""
+MusiCoder is free software (AGPL-3.0-or-later). Its source, README and NOTICE are at
+{PROJECT_HOME}"""
 
 WIDTH, HEIGHT = 1100, 960
 SPECTROGRAM_WIDTH = 700
@@ -55,6 +56,7 @@ class App:
         self._textures_drawn: tuple = ()
         self._window_key: tuple | None = None
         self._window_drawn: tuple[float, float] | None = None
+        self._window_peaks_drawn = None
         self._build()
 
     # ---- layout --------------------------------------------------------------------------
@@ -110,6 +112,7 @@ class App:
                 dpg.add_plot_axis(dpg.mvXAxis, label="track (s)", tag="in_x")
                 with dpg.plot_axis(dpg.mvYAxis, tag="in_y", no_tick_labels=True):
                     dpg.add_shade_series([0.0], [0.0], y2=[0.0], tag="in_wave")
+                    dpg.add_shade_series([0.0], [0.0], y2=[0.0], tag="win_wave")  # the server's window
                 dpg.add_drag_line(tag="win_start", color=(90, 200, 255, 255), default_value=0.0,
                                   callback=self._on_window_dragged)
                 dpg.add_drag_line(tag="win_end", color=(90, 200, 255, 120), default_value=10.0, no_inputs=True)
@@ -156,6 +159,10 @@ class App:
             with dpg.group(horizontal=True):
                 self._transport("output")
                 dpg.add_button(label="Save as…", tag="save", callback=lambda: dpg.show_item("save_dialog"))
+        with dpg.theme() as window_theme:
+            with dpg.theme_component(dpg.mvShadeSeries):
+                dpg.add_theme_color(dpg.mvPlotCol_Fill, (255, 170, 60, 210), category=dpg.mvThemeCat_Plots)
+        dpg.bind_item_theme("win_wave", window_theme)
         with dpg.window(tag="help", label="Help", show=False, width=700, height=420, pos=(200, 150)):
             dpg.add_text(HELP_TEXT, wrap=660)
         dpg.set_primary_window("main", True)
@@ -287,6 +294,8 @@ class App:
         if key != self._textures_drawn:
             self._textures_drawn = key
             dpg.configure_item("texture_choice", items=[t["label"] for t in md.textures()])
+            if md.texture:
+                self.pick_texture(md.texture)
             dpg.configure_item("quality_choice", items=[_quality_label(q) for q in md.qualities()])
             self._show_quality()
         desc = next((t["description"] for t in md.textures() if t["name"] == md.texture), "")
@@ -310,6 +319,13 @@ class App:
                 dpg.set_value("in_wave", [x.tolist(), peaks[1].tolist(), peaks[0].tolist()])
             dpg.fit_axis_data("in_x")
             dpg.fit_axis_data("in_y")
+        if self._window_peaks_drawn is not md.window_peaks:
+            self._window_peaks_drawn = md.window_peaks
+            if md.window_peaks is None or not md.window_confirmed:
+                dpg.set_value("win_wave", [[0.0], [0.0], [0.0]])
+            else:
+                x = np.linspace(md.window_start, md.window_start + md.window_duration, md.window_peaks.shape[1])
+                dpg.set_value("win_wave", [x.tolist(), md.window_peaks[1].tolist(), md.window_peaks[0].tolist()])
         start, dur = md.window_start, md.window_duration
         dpg.set_value("win_end", start + dur)
         if (start, dur) != self._window_drawn:  # only when the model moved it: never fight a drag

@@ -190,12 +190,16 @@ class Model:
             "open": self.connected and not self.busy,
             "delete": self.local_path is not None and not self.busy,
             "play_input": self.track_samples is not None,
+            "pause_input": self.track_samples is not None,
+            "stop_input": self.track_samples is not None,
             "clip_ok": uploaded and not self.busy,
             "try": self.connected and self.welcome is not None,
             "texture_ok": uploaded and self.window_confirmed and self.texture is not None and not self.busy,
             "convert": uploaded and self.window_confirmed and self.texture_confirmed and not self.busy,
             "cancel": self.busy and self.job.job is not None,
             "play_output": self.result is not None,
+            "pause_output": self.result is not None or self.preview is not None,
+            "stop_output": self.result is not None or self.preview is not None,
             "save": self.result is not None,
             "retry": self.connection is Connection.DISCONNECTED,
         }
@@ -225,8 +229,9 @@ class Model:
         w = e.welcome
         self.connection, self.welcome, self.error, self.retry_in = Connection.CONNECTED, w, None, None
         self.status = f"Connected to {w.server}." + ("" if self.track_samples is not None else " Open a song.")
-        if self.texture not in [t["name"] for t in w.textures]:
-            self.texture, self.texture_confirmed = None, False
+        names = [t["name"] for t in w.textures]
+        if self.texture not in names:  # the radio buttons always show one: the first
+            self.texture, self.texture_confirmed = (names[0] if names else None), False
 
     def _on_Disconnected(self, e: Disconnected) -> None:
         self.connection, self.retry_in = Connection.DISCONNECTED, e.retry_in

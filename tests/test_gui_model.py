@@ -58,7 +58,7 @@ def test_buttons_light_up_step_by_step():
     assert md.upload_fraction == 0.5
     md.apply(m.TrackReady(track()))
     assert md.enabled()["clip_ok"] and md.window_confirmed and md.window_peaks.shape == (2, 4)
-    assert not md.enabled()["texture_ok"]  # no texture chosen yet
+    assert md.texture == "laser" and not md.enabled()["convert"]  # the first is shown chosen, not confirmed
     md.apply(m.TexturePicked("water"))
     assert md.enabled()["texture_ok"] and not md.enabled()["convert"]
     md.confirm_texture()
@@ -127,11 +127,11 @@ def test_preview_and_quality_choices():
     assert [t["name"] for t in md.textures()] == ["laser", "water"]
 
 
-def test_a_texture_the_new_server_lacks_is_forgotten():
+def test_a_texture_the_new_server_lacks_falls_back_to_its_first():
     md = ready_model()
     md.apply(m.TexturePicked("velvet"))
     md.apply(m.Connected(welcome()))
-    assert md.texture is None
+    assert md.texture == "laser" and not md.texture_confirmed
 
 
 def test_unknown_events_are_a_programming_error():
