@@ -2,6 +2,7 @@
 
     musicoder convert IN [-o OUT] --texture {laser,water,future} [--quality {lofi,standard,hifi}]
                       [--start S] [--duration D] [--spectrogram OUT.png] [--no-normalize]
+                      [--server ws://host:port]
     musicoder textures [--json]
     musicoder reconstruct IN [-o OUT] [--quality Q] [...]   (no texture: a round trip)
 
@@ -22,6 +23,7 @@ from .errors import InputError
 EXIT_INPUT = 2  # the user's input was bad
 EXIT_IO = 3  # we could not write the output (disk full, permissions)
 EXIT_MODEL = 4  # a shipped model is missing or corrupt: the installation is broken
+EXIT_CONNECT = 5  # --server: the server could not be reached or the connection was lost
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="give a window of a song a texture")
     _window_args(conv)
     conv.add_argument("--texture", required=True, help="laser, water or future (see `musicoder textures`)")
+    conv.add_argument("--server", metavar="URL", help="convert on a MusiCoder server (ws://host:port) "
+                                                      "instead of in this process")
     tex = sub.add_parser("textures", help="list the textures")
     tex.add_argument("--json", action="store_true", help="a JSON list of {name, description, exemplar}")
     rec = sub.add_parser("reconstruct", help="re-render a window through the spectrogram with no texture "
@@ -84,14 +88,19 @@ def check_output_path(path: str, fmt: str | None = None) -> None:
         raise InputError("bad_output", f"Cannot write {path}: the folder {folder} does not exist.")
 
 
-def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
-    """The shared body of convert and reconstruct: decode, render, write."""
-    quality = reconstruct.quality(args.quality)
-    suffix = f"{texture or 'plain'}_{quality.name}"
+def _checked_output(args: argparse.Namespace, suffix: str) -> str:
+    """The output path (given, or IN_SUFFIX.wav), checked with the spectrogram's before any work."""
     output = args.output or f"{os.path.splitext(os.path.basename(args.input))[0]}_{suffix}.wav"
     check_output_path(output)
     if args.spectrogram:
         check_output_path(args.spectrogram, "png")
+    return output
+
+
+def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
+    """The shared body of convert and reconstruct: decode, render, write."""
+    quality = reconstruct.quality(args.quality)
+    output = _checked_output(args, f"{texture or 'plain'}_{quality.name}")
     transform = None
     if texture is not None:
         import models
@@ -113,7 +122,24 @@ def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
     return 0
 
 
+def _convert_on_server(args: argparse.Namespace) -> int:
+    """convert --server URL: upload, convert and download through the client library."""
+    import client
+
+    output = _checked_output(args, f"{args.texture}_{args.quality}")
+    with _progress_bar(sys.stderr.isatty()) as progress:
+        info = client.convert_file(args.server, args.input, output, args.texture, args.quality, start=args.start,
+                                   duration=args.duration, normalize=not args.no_normalize,
+                                   spectrogram_path=args.spectrogram, on_progress=progress)
+    for note in info.warnings:
+        print(f"musicoder: warning: {note}", file=sys.stderr)
+    print(output)
+    return 0
+
+
 def run_convert(args: argparse.Namespace) -> int:
+    if args.server:
+        return _convert_on_server(args)
     import models
 
     return _render_to_files(args, models.texture(args.texture).name)
@@ -151,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         print("musicoder: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
+        from client import ConnectionFailed
         from models import ModelError
+
+        if isinstance(err, ConnectionFailed):
+            print(f"musicoder: error: {err}", file=sys.stderr)
+            return EXIT_CONNECT
 
         if isinstance(err, ModelError):
             print(f"musicoder: error: {err}", file=sys.stderr)

@@ -1,0 +1,406 @@
+"""An asyncio client for a MusiCoder server, over the sans-I/O :mod:`protocol`.
+
+    async with Client("ws://host:8765") as c:          # connect (with timeout) + hello
+        track = await c.upload("song.mp3", on_progress=lambda got, size: ...)
+        window = await c.clip(42.5, 10.0)
+        fmt, exemplar = await c.preview("laser")
+        result = await c.convert("laser", "hifi", "flac", on_progress=lambda stage, fraction, eta, pos: ...)
+        result2 = await c.convert("water")             # same clip, no re-upload
+        await c.reconnect()                             # a new session, track and window restored
+
+One reader task takes every frame off the socket: control messages go to the request
+that they answer (``re``) or to the job they are about (``job``); binary chunks are
+reassembled and handed to the same place. Errors the server reports raise
+:class:`ServerError` (an ``InputError`` with the server's code); a server that cannot be
+reached or a lost connection raise :class:`ConnectionFailed`.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import math
+import os
+from collections.abc import Callable
+
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+
+import protocol
+from musicoder.errors import InputError
+
+DEFAULT_OPEN_TIMEOUT = 10.0
+DEFAULT_REQUEST_TIMEOUT = 120.0  # seconds without any answer to a request
+
+
+class ConnectionFailed(Exception):
+    """The server could not be reached, or the connection was lost. One line."""
+
+
+class ServerError(InputError):
+    """An error frame: ``code`` (see protocol.ERROR_CODES), ``message``, and the request
+    (``request`` type, ``re`` id, ``job``) it answers."""
+
+    def __init__(self, code: str, message: str, request: str | None = None, re: int | None = None,
+                 job: int | None = None, queue: int | None = None):
+        super().__init__(code, message)
+        self.request, self.re, self.job, self.queue = request, re, job, queue
+
+
+class JobCancelled(Exception):
+    """The conversion was cancelled (by :meth:`Client.cancel` or by the server)."""
+
+    def __init__(self, job: int):
+        super().__init__(f"conversion {job} was cancelled")
+        self.job = job
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    start: float  # s
+    duration: float  # s
+    peaks_min: list[float]
+    peaks_max: list[float]
+    warnings: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+    name: str
+    duration: float  # s, the whole track
+    sample_rate: int  # Hz, the source's
+    channels: int
+    codec: str
+    window: Window
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    job: int
+    texture: str
+    quality: str
+    format: str
+    duration: float  # s
+    audio: bytes
+    spectrogram: bytes  # PNG
+    peaks_min: list[float]
+    peaks_max: list[float]
+    timings: dict[str, float]  # stage -> s, with "queued"
+
+
+_CLOSED = object()
+
+
+class Client:
+    def __init__(self, url: str, *, name: str = "musicoder-client", open_timeout: float = DEFAULT_OPEN_TIMEOUT,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT, chunk_bytes: int = protocol.CHUNK_BYTES,
+                 on_shutdown: Callable[[protocol.Shutdown], None] | None = None):
+        self.url = url
+        self.name = name
+        self.open_timeout = open_timeout
+        self.request_timeout = request_timeout
+        self.chunk_bytes = chunk_bytes
+        self.on_shutdown = on_shutdown
+        self.welcome: protocol.Welcome | None = None
+        self.shutdown: protocol.Shutdown | None = None
+        self._ws = None
+        self._reader: asyncio.Task | None = None
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, asyncio.Queue] = {}
+        self._jobs: dict[int, asyncio.Queue] = {}
+        self._blobs = protocol.Reassembler()
+        self._broken: str | None = None
+        self._source: tuple[str | bytes, str] | None = None  # what was uploaded, for reconnect
+        self._window: tuple[float, float] | None = None
+
+    # ---- connection -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> "Client":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def connect(self) -> protocol.Welcome:
+        """Open the connection and say hello; returns the server's welcome.
+        Raises ConnectionFailed (unreachable, timeout, not a MusiCoder server)."""
+        try:
+            self._ws = await asyncio.wait_for(
+                ws_connect(self.url, open_timeout=self.open_timeout, max_size=2 * 2**20, compression=None,
+                           close_timeout=5, user_agent_header=f"{self.name} (musicoder client)"),
+                timeout=self.open_timeout + 1)
+        except (OSError, TimeoutError, websockets.exceptions.InvalidURI, websockets.exceptions.InvalidHandshake,
+                websockets.exceptions.ConnectionClosed) as err:
+            raise ConnectionFailed(f"cannot connect to {self.url}: {_reason(err)}") from None
+        self._broken = None
+        self._blobs = protocol.Reassembler()
+        self._reader = asyncio.create_task(self._read())
+        msg = await self._request(protocol.Hello(id=self._next_id(), version=protocol.PROTOCOL_VERSION,
+                                                 client=self.name[:100]), timeout=self.open_timeout)
+        self.welcome = msg
+        return msg
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._ws = self._reader = None
+
+    async def reconnect(self) -> protocol.Welcome:
+        """A fresh connection (a new session on the server); the last upload and window
+        are sent again so that convert works as before."""
+        await self.close()
+        welcome = await self.connect()
+        if self._source is not None:
+            source, name = self._source
+            window = self._window
+            await self.upload(source, name=name)
+            if window is not None:
+                await self.clip(*window)
+        return welcome
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and self._broken is None
+
+    # ---- requests -------------------------------------------------------------------------
+
+    async def upload(self, source: str | os.PathLike | bytes, name: str | None = None,
+                     on_progress: Callable[[int, int], None] | None = None) -> Track:
+        """Send a file (a path, or its bytes); returns the track with its default window.
+        on_progress(received bytes, size) as the server confirms them."""
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+            name = name or "upload"
+        else:
+            path = os.fspath(source)
+            data = await asyncio.to_thread(_read_file, path)
+            name = name or os.path.basename(path)
+        upload_id = self._next_id()
+        queue = self._register(upload_id)
+        try:
+            await self._send(protocol.encode(protocol.Upload(id=upload_id, name=name[:255], size=len(data))))
+            first = await self._next(queue, upload_id)  # upload_progress 0, or an error (too_large...)
+            if on_progress:
+                on_progress(first.received, first.size)
+            for frame in protocol.chunks(protocol.Kind.UPLOAD, upload_id, data, self.chunk_bytes):
+                await self._send(frame)
+                while not queue.empty():  # progress confirmations, without waiting
+                    msg = await self._next(queue, upload_id)
+                    if isinstance(msg, protocol.UploadProgress) and on_progress:
+                        on_progress(msg.received, msg.size)
+            await self._send(protocol.encode(protocol.UploadEnd(id=self._next_id(), upload=upload_id)))
+            while True:
+                msg = await self._next(queue, upload_id)
+                if isinstance(msg, protocol.UploadProgress):
+                    if on_progress:
+                        on_progress(msg.received, msg.size)
+                elif isinstance(msg, protocol.Track):
+                    peaks = await self._next(queue, upload_id)
+                    lo, hi = protocol.peaks_from_bytes(peaks[2], msg.peaks)
+                    self._source = (source if isinstance(source, (bytes, bytearray)) else os.fspath(source), name)
+                    self._window = None
+                    return Track(name=msg.name, duration=msg.duration, sample_rate=msg.sample_rate,
+                                 channels=msg.channels, codec=msg.codec,
+                                 window=Window(msg.window["start"], msg.window["duration"], lo, hi, msg.warnings))
+        finally:
+            self._waiters.pop(upload_id, None)
+
+    async def clip(self, start: float, duration: float) -> Window:
+        """Choose the window (seconds) that convert uses; returns it with its peaks."""
+        rid = self._next_id()
+        queue = self._register(rid)
+        try:
+            await self._send(protocol.encode(protocol.Clip(id=rid, start=start, duration=duration)))
+            msg = await self._next(queue, rid)
+            peaks = await self._next(queue, rid)
+            lo, hi = protocol.peaks_from_bytes(peaks[2], msg.peaks)
+            self._window = (msg.start, msg.duration)
+            return Window(msg.start, msg.duration, lo, hi, msg.warnings)
+        finally:
+            self._waiters.pop(rid, None)
+
+    async def preview(self, texture: str) -> tuple[str, bytes]:
+        """A texture's exemplar: (format, the audio file's bytes)."""
+        rid = self._next_id()
+        queue = self._register(rid)
+        try:
+            await self._send(protocol.encode(protocol.Preview(id=rid, texture=texture)))
+            msg = await self._next(queue, rid)
+            blob = await self._next(queue, rid)
+            return msg.format, blob[2]
+        finally:
+            self._waiters.pop(rid, None)
+
+    async def convert(self, texture: str, quality: str = "standard", format: str = "wav", normalize: bool = True,
+                      on_progress: Callable[[str, float, float, int], None] | None = None,
+                      on_accepted: Callable[[int, int], None] | None = None) -> Result:
+        """Convert the current window. on_accepted(job, queue position);
+        on_progress(stage, fraction of the job, eta s, queue position).
+        Raises ServerError, JobCancelled, ConnectionFailed."""
+        rid = self._next_id()
+        queue = self._register(rid)
+        job = None
+        try:
+            await self._send(protocol.encode(protocol.Convert(id=rid, texture=texture, quality=quality,
+                                                              format=format, normalize=normalize)))
+            accepted = await self._next(queue, rid)
+            job = accepted.job
+            if on_accepted:
+                on_accepted(job, accepted.position)
+            blobs: dict[protocol.Kind, bytes] = {}
+            result = None
+            while True:
+                msg = await self._next(queue, rid, math.inf)
+                if isinstance(msg, protocol.Progress):
+                    if on_progress:
+                        on_progress(msg.stage, msg.fraction, msg.eta, msg.position)
+                elif isinstance(msg, protocol.Cancelled):
+                    raise JobCancelled(job)
+                elif isinstance(msg, protocol.Result):
+                    result = msg
+                elif isinstance(msg, tuple):
+                    blobs[msg[0]] = msg[2]
+                    if result is not None and len(blobs) == 3:
+                        lo, hi = protocol.peaks_from_bytes(blobs[protocol.Kind.RESULT_PEAKS], result.peaks)
+                        return Result(job=job, texture=result.texture, quality=result.quality, format=result.format,
+                                      duration=result.duration, audio=blobs[protocol.Kind.AUDIO],
+                                      spectrogram=blobs[protocol.Kind.SPECTROGRAM], peaks_min=lo, peaks_max=hi,
+                                      timings=result.timings)
+        finally:
+            self._waiters.pop(rid, None)
+            if job is not None:
+                self._jobs.pop(job, None)
+
+    async def cancel(self, job: int) -> None:
+        """Cancel a conversion; its convert() call raises JobCancelled. ServerError
+        ("unknown_job") if it has already ended."""
+        rid = self._next_id()
+        queue = self._register(rid)
+        try:
+            await self._send(protocol.encode(protocol.Cancel(id=rid, job=job)))
+            await self._next(queue, rid)
+        finally:
+            self._waiters.pop(rid, None)
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def _register(self, rid: int) -> asyncio.Queue:
+        if self._ws is None:
+            raise ConnectionFailed(f"not connected to {self.url}")
+        queue: asyncio.Queue = asyncio.Queue()
+        self._waiters[rid] = queue
+        return queue
+
+    async def _request(self, msg: protocol.Message, timeout: float | None = None):
+        queue = self._register(msg.id)
+        try:
+            await self._send(protocol.encode(msg))
+            return await self._next(queue, msg.id, timeout)
+        finally:
+            self._waiters.pop(msg.id, None)
+
+    async def _send(self, data: str | bytes) -> None:
+        if self._broken is not None or self._ws is None:
+            raise ConnectionFailed(self._broken or f"not connected to {self.url}")
+        try:
+            await self._ws.send(data)
+        except websockets.ConnectionClosed as err:
+            raise ConnectionFailed(f"the connection to {self.url} was lost: {_reason(err)}") from None
+
+    async def _next(self, queue: asyncio.Queue, rid: int, timeout: float | None = None):
+        """The next message for a request. timeout None: request_timeout; math.inf: none
+        (a queued job may wait long; keepalive pings detect a dead connection)."""
+        limit = self.request_timeout if timeout is None else timeout
+        try:
+            msg = await asyncio.wait_for(queue.get(), None if math.isinf(limit) else limit)
+        except TimeoutError:
+            raise ConnectionFailed(f"no answer from {self.url} in {limit:g} s") from None
+        if msg is _CLOSED:
+            raise ConnectionFailed(self._broken or f"the connection to {self.url} was lost")
+        if isinstance(msg, protocol.Error):
+            raise ServerError(msg.code, msg.message, msg.request, msg.re, msg.job, msg.queue)
+        return msg
+
+    async def _read(self) -> None:
+        try:
+            async for data in self._ws:
+                try:
+                    self._route(data)
+                except protocol.ProtocolError as err:  # a server that breaks the protocol: drop the frame
+                    self._broadcast(protocol.Error(re=None, request=None, code=err.code,
+                                                   message=f"bad frame from the server: {err.message}"))
+            reason = f"the server closed the connection ({self._ws.close_code} {self._ws.close_reason})".strip()
+        except websockets.ConnectionClosed as err:
+            reason = f"the connection to {self.url} was lost: {_reason(err)}"
+        except Exception as err:  # pragma: no cover - a bug: do not leave waiters hanging
+            reason = f"client error: {err}"
+        self._broken = reason
+        for q in list(self._waiters.values()) + list(self._jobs.values()):
+            q.put_nowait(_CLOSED)
+
+    def _route(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            done = self._blobs.feed(protocol.parse_binary(data))
+            if done is not None:
+                kind, ref, _ = done
+                job_kinds = (protocol.Kind.AUDIO, protocol.Kind.SPECTROGRAM, protocol.Kind.RESULT_PEAKS)
+                target = self._jobs.get(ref) if kind in job_kinds else self._waiters.get(ref)
+                if target is not None:
+                    target.put_nowait(done)
+            return
+        msg = protocol.parse_text(data, sender="server")
+        if isinstance(msg, (protocol.Track, protocol.Window)):
+            self._blobs.expect(protocol.Kind.PEAKS, msg.re, 8 * msg.peaks)
+        elif isinstance(msg, protocol.PreviewAudio):
+            self._blobs.expect(protocol.Kind.PREVIEW, msg.re, msg.bytes)
+        elif isinstance(msg, protocol.Result):
+            self._blobs.expect(protocol.Kind.AUDIO, msg.job, msg.audio_bytes)
+            self._blobs.expect(protocol.Kind.SPECTROGRAM, msg.job, msg.spectrogram_bytes)
+            self._blobs.expect(protocol.Kind.RESULT_PEAKS, msg.job, 8 * msg.peaks)
+        elif isinstance(msg, protocol.Accepted) and msg.re in self._waiters:
+            self._jobs[msg.job] = self._waiters[msg.re]  # its progress must not be lost
+        elif isinstance(msg, protocol.Shutdown):
+            self.shutdown = msg
+            if self.on_shutdown:
+                self.on_shutdown(msg)
+            return
+        job = getattr(msg, "job", None)
+        re = getattr(msg, "re", None)
+        delivered = False
+        if job is not None and job in self._jobs:
+            self._jobs[job].put_nowait(msg)
+            delivered = True
+        if re is not None and re in self._waiters and (not delivered or self._waiters[re] is not self._jobs.get(job)):
+            self._waiters[re].put_nowait(msg)
+            delivered = True
+        if not delivered and isinstance(msg, protocol.Error) and re is None and job is None:
+            self._broadcast(msg)  # idle_timeout, too_many_clients: every request fails
+
+    def _broadcast(self, msg) -> None:
+        for q in list(self._waiters.values()):
+            q.put_nowait(msg)
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise InputError("not_found", f"{os.path.basename(path)}: no such file.") from None
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused (is the server running?)"
+    return text[:200]

@@ -1,0 +1,89 @@
+"""One conversion through a server, as one blocking call (for the CLI)."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import Callable
+
+from musicoder import audio
+from musicoder.errors import InputError
+
+from .connection import Client
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertInfo:
+    output: str  # the audio file written
+    spectrogram: str | None  # the PNG written, if asked
+    format: str
+    bytes: int
+    duration: float  # s of audio
+    start: float  # s, the window actually used
+    job: int
+    texture: str
+    quality: str
+    timings: dict[str, float]  # stage -> s, with "queued"
+    warnings: tuple[str, ...]
+    server: str  # the server's name and version
+
+
+def _write(path: str, data: bytes) -> None:
+    """Written under a temporary name and renamed: no partial file on a full disk."""
+    tmp = f"{path}.part"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def convert_file(url: str, path: str | os.PathLike, out_path: str | os.PathLike, texture: str,
+                 quality: str = "standard", start: float = 0.0, duration: float = audio.DEFAULT_WINDOW_SECONDS,
+                 normalize: bool = True, spectrogram_path: str | os.PathLike | None = None,
+                 on_progress: Callable[[str, float], None] | None = None, *, timeout: float = 10.0) -> ConvertInfo:
+    """Upload ``path`` to the server at ``url``, convert the window (start, duration in
+    seconds) and write the audio to ``out_path`` (its extension picks the format) and
+    optionally the spectrogram PNG.
+
+    on_progress(stage, fraction of the job) as the engine's callback: stages uploading,
+    queued, analysing, transferring, reconstructing, encoding; fractions never go back.
+    Raises InputError (a ServerError with the server's code, or a local one such as
+    bad_format / not_found before connecting) and ConnectionFailed (one line).
+    """
+    out_path = os.fspath(out_path)
+    fmt = audio.output_format(out_path)
+    if not os.path.isfile(path):
+        raise InputError("not_found", f"{os.path.basename(os.fspath(path))}: no such file.")
+    return asyncio.run(_convert(url, os.fspath(path), out_path, fmt, texture, quality, start, duration, normalize,
+                                None if spectrogram_path is None else os.fspath(spectrogram_path), on_progress,
+                                timeout))
+
+
+async def _convert(url, path, out_path, fmt, texture, quality, start, duration, normalize, png_path, on_progress,
+                   timeout) -> ConvertInfo:
+    done = [0.0]
+
+    def report(stage: str, fraction: float) -> None:
+        if on_progress is not None:
+            done[0] = max(done[0], fraction)
+            on_progress(stage, done[0])
+
+    async with Client(url, name="musicoder-cli", open_timeout=timeout) as client:
+        track = await client.upload(path, on_progress=lambda got, size: report("uploading", 0.0))
+        window = track.window
+        if (start, duration) != (window.start, window.duration):
+            window = await client.clip(start, duration)
+        result = await client.convert(texture, quality, fmt, normalize,
+                                      on_progress=lambda stage, fraction, eta, pos: report(stage, fraction))
+    await asyncio.to_thread(_write, out_path, result.audio)
+    if png_path is not None:
+        await asyncio.to_thread(_write, png_path, result.spectrogram)
+    report("done", 1.0)
+    return ConvertInfo(output=out_path, spectrogram=png_path, format=result.format, bytes=len(result.audio),
+                       duration=result.duration, start=window.start, job=result.job, texture=result.texture,
+                       quality=result.quality, timings=result.timings, warnings=tuple(window.warnings),
+                       server=client.welcome.server if client.welcome else "")

@@ -1,0 +1,417 @@
+"""The worker pool behind a small interface, so that the event loop never blocks.
+
+:class:`WorkerPool` is what the server uses: ``submit(spec) -> JobHandle`` (or
+:class:`PoolBusy`), ``handle.events`` (an asyncio.Queue of :class:`Queued`,
+:class:`Started`, :class:`Progress` and one final :class:`Done`, :class:`Failed` or
+:class:`JobCancelled`), ``handle.cancel()``, ``stats()``, ``expected_seconds(quality)``
+and ``close()``. :class:`ProcessPool` implements it with spawned worker processes; a
+later one can put the same interface on Ray or Dask so that several front ends share
+the workers.
+
+ProcessPool: ``workers`` conversion slots in ``processes`` worker processes (default
+one process with two job threads: TensorFlow and the models loaded once); one duplex
+pipe and one reader thread per process; a bounded FIFO queue in the parent; a
+cancelled job stops between two iterations, or its process is killed after
+``cancel_grace`` seconds; a process that dies (killed, crashed, out of memory) or a job
+that runs past ``job_timeout`` fails its jobs with ``worker_failed`` and the process is
+replaced.
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+import collections
+import dataclasses
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import time
+
+from . import worker as worker_mod
+from .worker import JobOutput, JobSpec
+
+log = logging.getLogger("musicoder.server.pool")
+
+# Seconds one job takes per quality before any is measured (10 s window, this machine).
+DEFAULT_EXPECTED_SECONDS = {"lofi": 1.5, "standard": 2.0, "hifi": 2.5}
+
+
+@dataclasses.dataclass(frozen=True)
+class Queued:
+    position: int  # 1: next to start
+    eta: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    eta: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    stage: str
+    fraction: float
+    eta: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    output: JobOutput
+    queued_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Failed:
+    code: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCancelled:
+    pass
+
+
+FINAL = (Done, Failed, JobCancelled)
+
+
+class PoolBusy(Exception):
+    def __init__(self, queued: int, limit: int):
+        super().__init__(f"{queued} conversions are waiting (the limit is {limit}); try again shortly.")
+        self.queued = queued
+        self.limit = limit
+
+
+class JobHandle:
+    """One submitted job: ``id``, ``events`` (asyncio.Queue), ``cancel()``, ``done``."""
+
+    def __init__(self, job_id: int, spec: JobSpec, pool: "WorkerPool"):
+        self.id = job_id
+        self.spec = spec
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.done = False
+        self.cancel_requested = False
+        self.submitted = time.monotonic()
+        self.seconds = len(spec.samples) / 44100.0  # of audio: what the job's memory grows with
+        self.started: float | None = None
+        self.position = 0  # 0: running; n: n-th in the queue
+        self.eta = 0.0  # seconds until the result, estimated
+        self._pool = pool
+
+    def cancel(self) -> None:
+        """Ask the job to stop; a JobCancelled event follows (or Done if it finished first)."""
+        if not self.done and not self.cancel_requested:
+            self.cancel_requested = True
+            self._pool._cancel(self)
+
+    def _finish(self, event) -> None:
+        if not self.done:
+            self.done = True
+            self.events.put_nowait(event)
+
+
+class WorkerPool(abc.ABC):
+    """The interface the server depends on."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec) -> JobHandle: ...
+
+    @abc.abstractmethod
+    def stats(self) -> dict: ...
+
+    @abc.abstractmethod
+    def expected_seconds(self, quality: str) -> float: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def _cancel(self, handle: JobHandle) -> None: ...
+
+
+class _Worker:
+    """The parent's view of one worker process: its pipe and the jobs it runs."""
+
+    def __init__(self, index: int, slots: int):
+        self.index = index
+        self.slots = slots
+        self.process = None
+        self.conn = None
+        self.pid: int | None = None
+        self.ready = False
+        self.jobs: dict[int, JobHandle] = {}
+        self.timers: dict[int, asyncio.TimerHandle] = {}
+        self.killed_by_us = False
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self.jobs) if self.ready else 0
+
+
+class ProcessPool(WorkerPool):
+    """``workers`` conversions at once, in ``processes`` spawned worker processes (threads
+    inside each: the models are loaded once per process)."""
+
+    def __init__(self, workers: int = 2, queue: int = 32, models: str = "models", job_timeout: float = 300.0,
+                 cancel_grace: float = 10.0, expected: dict[str, float] | None = None, nice: int = 5,
+                 processes: int = 1, preload: bool = True, max_running_seconds: float = 30.0):
+        self.size = workers
+        self.max_queue = queue
+        self.models = models
+        self.job_timeout = job_timeout
+        self.cancel_grace = cancel_grace
+        self.nice = nice
+        self.preload = preload
+        self.max_running_seconds = max_running_seconds
+        processes = max(1, min(processes, workers))
+        self.threads = max(1, (os.cpu_count() or 1) // workers)  # compute threads per job
+        self._expected = dict(DEFAULT_EXPECTED_SECONDS if expected is None else expected)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._workers = [_Worker(i, workers // processes + (1 if i < workers % processes else 0))
+                         for i in range(processes)]
+        self._pending: collections.deque[JobHandle] = collections.deque()
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self.completed = 0
+        self.failed = 0
+        self.restarts = 0
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for w in self._workers:
+            self._spawn(w)
+
+    def _spawn(self, w: _Worker) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=worker_mod.main, name=f"musicoder-worker-{w.index}",
+                                 args=(child, self.models, w.slots, self.threads, self.nice, self.preload),
+                                 daemon=True)
+        proc.start()
+        child.close()  # only the worker holds its end: EOF here when it dies
+        w.process, w.conn, w.pid, w.ready, w.killed_by_us = proc, parent, proc.pid, False, False
+        w.jobs, w.timers = {}, {}
+        threading.Thread(target=self._reader, args=(w, parent, proc), name=f"pool-reader-{w.index}",
+                         daemon=True).start()
+        log.info("worker process %d starting, pid %d, %d slot(s)", w.index, proc.pid, w.slots)
+
+    def _reader(self, w: _Worker, conn, proc) -> None:
+        """Thread: every message from one worker process onto the event loop."""
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception as err:  # an unpicklable message: treat the worker as broken
+                log.error("worker %d sent a bad message: %s", w.index, err)
+                proc.kill()
+                break
+            self._call(self._on_message, w, proc, msg)
+        proc.join(timeout=5)
+        self._call(self._on_exit, w, proc)
+
+    def _call(self, fn, *args) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the server has stopped
+            pass
+
+    async def close(self) -> None:
+        """Cancel everything, stop the workers (killed if they do not stop in 5 s)."""
+        self._closing = True
+        while self._pending:
+            self._pending.popleft()._finish(JobCancelled())
+        for w in self._workers:
+            for job in w.jobs.values():
+                job._finish(JobCancelled())
+            if w.conn is not None:
+                try:
+                    for job_id in w.jobs:
+                        w.conn.send(("cancel", job_id))
+                    w.conn.send(None)
+                except (OSError, ValueError):
+                    pass
+
+        def join_all() -> None:
+            deadline = time.monotonic() + 5
+            for w in self._workers:
+                if w.process is None:
+                    continue
+                w.process.join(timeout=max(0.1, deadline - time.monotonic()))
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join(timeout=5)
+
+        await asyncio.to_thread(join_all)
+
+    # ---- jobs ---------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> JobHandle:
+        if self._closing:
+            raise PoolBusy(len(self._pending), 0)
+        idle = any(w.free > 0 for w in self._workers) and not self._pending
+        if len(self._pending) >= self.max_queue and not idle:
+            raise PoolBusy(len(self._pending), self.max_queue)
+        handle = JobHandle(next(self._ids), spec, self)
+        self._pending.append(handle)
+        self._dispatch()
+        if not handle.started:
+            self._announce_positions()
+        return handle
+
+    def _cancel(self, handle: JobHandle) -> None:
+        if handle in self._pending:
+            self._pending.remove(handle)
+            handle._finish(JobCancelled())
+            self._dispatch()  # it may have held back the jobs behind it
+            self._announce_positions()
+            return
+        for w in self._workers:
+            if handle.id in w.jobs:
+                try:
+                    w.conn.send(("cancel", handle.id))
+                except (OSError, ValueError):
+                    pass
+                self._arm(w, handle, self.cancel_grace, "did not stop after cancel")
+                return
+
+    def _arm(self, w: _Worker, job: JobHandle, seconds: float, why: str) -> None:
+        old = w.timers.pop(job.id, None)
+        if old is not None:
+            old.cancel()
+        w.timers[job.id] = self._loop.call_later(seconds, self._kill, w, job, why)
+
+    def _kill(self, w: _Worker, job: JobHandle, why: str) -> None:
+        """A job that overran: kill its process (its other jobs fail with it)."""
+        if w.jobs.get(job.id) is job and w.process is not None and w.process.is_alive():
+            log.warning("worker %d (pid %d) killed: job %d %s", w.index, w.pid, job.id, why)
+            w.killed_by_us = True
+            w.process.kill()
+
+    def _running_seconds(self) -> float:
+        return sum(job.seconds for w in self._workers for job in w.jobs.values())
+
+    def _fits(self, job: JobHandle) -> bool:
+        """Memory grows with the audio being converted: a job starts while the seconds
+        of audio running stay within max_running_seconds, or when nothing runs."""
+        running = self._running_seconds()
+        return running == 0 or running + job.seconds <= self.max_running_seconds
+
+    def _dispatch(self) -> None:
+        for w in self._workers:
+            while self._pending and w.free > 0 and self._fits(self._pending[0]):
+                job = self._pending.popleft()
+                w.jobs[job.id] = job
+                job.started = time.monotonic()
+                job.position, job.eta = 0, self.expected_seconds(job.spec.quality)
+                try:
+                    w.conn.send((job.id, job.spec))
+                except (OSError, ValueError) as err:  # the worker died just now: _on_exit fails the job
+                    log.warning("worker %d: could not send job %d: %s", w.index, job.id, err)
+                    continue
+                self._arm(w, job, self.job_timeout, f"ran past the {self.job_timeout:g} s limit")
+                job.events.put_nowait(Started(eta=job.eta))
+
+    def _announce_positions(self) -> None:
+        busy = max(1, sum(len(w.jobs) for w in self._workers))
+        ahead = 0.0
+        for i, job in enumerate(self._pending):
+            mine = self.expected_seconds(job.spec.quality)
+            position, eta = i + 1, round(ahead / busy + mine, 2)
+            if (position, eta) != (job.position, job.eta):
+                job.position, job.eta = position, eta
+                job.events.put_nowait(Queued(position=position, eta=eta))
+            ahead += mine
+
+    def _on_message(self, w: _Worker, proc, msg) -> None:
+        if w.process is not proc:  # from a worker already replaced
+            return
+        kind = msg[0]
+        if kind == "ready":
+            w.ready = True
+            log.info("worker process %d ready, pid %d", w.index, msg[1])
+            self._dispatch()
+            return
+        job = w.jobs.get(msg[1])
+        if job is None:
+            return
+        if kind == "progress":
+            _, _, stage, fraction = msg
+            elapsed = time.monotonic() - (job.started or time.monotonic())
+            expected = self.expected_seconds(job.spec.quality)
+            eta = elapsed / fraction * (1 - fraction) if fraction > 0.05 else max(expected - elapsed, 0.0)
+            job.events.put_nowait(Progress(stage=stage, fraction=fraction, eta=max(eta, 0.0)))
+            return
+        timer = w.timers.pop(job.id, None)
+        if timer is not None:
+            timer.cancel()
+        del w.jobs[job.id]
+        if kind == "done":
+            seconds = time.monotonic() - (job.started or time.monotonic())
+            q = job.spec.quality
+            self._expected[q] = 0.7 * self._expected.get(q, seconds) + 0.3 * seconds
+            self.completed += 1
+            job._finish(Done(output=msg[2], queued_seconds=(job.started or job.submitted) - job.submitted))
+        elif kind == "cancelled":
+            job._finish(JobCancelled())
+        else:
+            self.failed += 1
+            job._finish(Failed(code=msg[2], message=msg[3]))
+        self._dispatch()
+        self._announce_positions()
+
+    def _on_exit(self, w: _Worker, proc) -> None:
+        if w.process is not proc:
+            return
+        for timer in w.timers.values():
+            timer.cancel()
+        jobs, w.jobs, w.timers, w.ready = list(w.jobs.values()), {}, {}, False
+        code = proc.exitcode
+        for job in jobs:
+            if job.cancel_requested:
+                job._finish(JobCancelled())
+            else:
+                self.failed += 1
+                why = "was stopped by the server" if w.killed_by_us else f"stopped (exit status {code})"
+                job._finish(Failed(code="worker_failed",
+                                   message=f"The worker running this conversion {why}; please try again."))
+        if self._closing:
+            return
+        log.warning("worker %d (pid %s) exited with status %s%s; restarting", w.index, w.pid, code,
+                    f", failing job(s) {', '.join(str(j.id) for j in jobs)}" if jobs else "")
+        self.restarts += 1
+        delay = 0.0 if w.killed_by_us or jobs else 1.0  # a worker that dies at start: no hot loop
+        self._loop.call_later(delay, self._respawn, w)
+        self._announce_positions()
+
+    def _respawn(self, w: _Worker) -> None:
+        if not self._closing:
+            self._spawn(w)
+
+    # ---- figures ------------------------------------------------------------------------
+
+    def expected_seconds(self, quality: str) -> float:
+        return round(self._expected.get(quality, max(self._expected.values(), default=2.0)), 2)
+
+    def stats(self) -> dict:
+        return {
+            "workers": self.size,
+            "workers_ready": sum(w.slots for w in self._workers if w.ready),
+            "processes": len(self._workers),
+            "running": sum(len(w.jobs) for w in self._workers),
+            "running_audio_seconds": round(self._running_seconds(), 2),
+            "max_running_seconds": self.max_running_seconds,
+            "queued": len(self._pending),
+            "queue_limit": self.max_queue,
+            "completed": self.completed,
+            "failed": self.failed,
+            "restarts": self.restarts,
+            "worker_pids": [w.pid for w in self._workers if w.pid is not None],
+            "busy_pids": [w.pid for w in self._workers if w.jobs and w.pid is not None],
+        }

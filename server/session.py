@@ -1,0 +1,399 @@
+"""One client's session: the state machine of one WebSocket connection.
+
+A Session owns everything of its client: its upload under ``receive/<session>/`` (the
+part being received under ``temp/<session>/``), its decoded window, its jobs. When the
+connection ends, at any moment and however it ends, :meth:`Session.close` cancels the
+jobs (which frees their workers), closes the upload and deletes both folders.
+
+States: connected → (hello) → greeted; a track exists after a complete upload.
+Requests are handled in order; conversions run as tasks that forward the pool's
+events, so that cancel and other requests are served while they run.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import shutil
+import unicodedata
+import uuid
+from typing import TYPE_CHECKING
+
+import aiofiles
+import numpy as np
+from websockets.exceptions import ConnectionClosed
+
+import protocol
+from musicoder import audio, reconstruct
+from musicoder.errors import InputError
+
+from . import pool as pool_mod
+from .worker import JobSpec
+
+if TYPE_CHECKING:
+    from .app import App
+
+logger = logging.getLogger("musicoder.server")
+PEAK_COLUMNS = 800
+PROGRESS_STEP = 1024 * 1024  # upload progress every MiB (and at 0 and at the end)
+
+
+class SessionLog(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        return f"session={self.extra['session']} {msg}", kwargs
+
+
+def display_name(name: str) -> str:
+    """A client's file name, for display only: no control characters, no folders."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    return name.strip()[:255] or "upload"
+
+
+class _Upload:
+    def __init__(self, upload_id: int, name: str, size: int, path: str):
+        self.id = upload_id
+        self.name = name
+        self.size = size
+        self.path = path
+        self.received = 0
+        self.next_seq = 0
+        self.next_report = PROGRESS_STEP
+        self.file = None
+
+
+class _Track:
+    """The uploaded file and its current window. The window's samples wait on disk
+    (``temp/<session>/window.f32``), not in memory: an idle session costs the server
+    nothing however long its window."""
+
+    def __init__(self, path: str, name: str, window_path: str):
+        self.path = path
+        self.name = name
+        self.window_path = window_path
+
+
+class Session:
+    def __init__(self, app: "App", ws):
+        self.app = app
+        self.ws = ws
+        self.id = uuid.uuid4().hex
+        self.log = SessionLog(logger, {"session": self.id})
+        s = app.settings
+        self.receive_dir = os.path.join(s.receive_dir, self.id)
+        self.temp_dir = os.path.join(s.temp_dir, self.id)
+        self.greeted = False
+        self.upload: _Upload | None = None
+        self.rejected_uploads: list[int] = []
+        self.track: _Track | None = None
+        self.jobs: dict[int, pool_mod.JobHandle] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.cancel_requests: dict[int, int] = {}
+        self.closed = False
+        self.shutting_down = False
+
+    # ---- sending --------------------------------------------------------------------------
+
+    async def send(self, msg: protocol.Message) -> None:
+        await self.ws.send(protocol.encode(msg))
+
+    async def send_blob(self, kind: protocol.Kind, ref: int, data: bytes) -> None:
+        for frame in protocol.chunks(kind, ref, data, self.app.settings.chunk_kb * 1024):
+            await self.ws.send(frame)
+
+    async def error(self, code: str, message: str, re: int | None = None, request: str | None = None,
+                    **extra) -> None:
+        self.log.info("error %s re=%s request=%s: %s", code, re, request, message)
+        await self.send(protocol.Error(re=re, request=request, code=code, message=message, **extra))
+
+    # ---- the connection's life --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and handle frames until the connection ends or goes idle."""
+        idle = self.app.settings.idle_timeout
+        while True:
+            try:
+                data = await asyncio.wait_for(self.ws.recv(), timeout=idle)
+            except TimeoutError:
+                if self.jobs:
+                    continue  # waiting for a result is not idleness
+                await self.error("idle_timeout", f"Nothing came for {idle:g} s; closing the connection.")
+                await self.ws.close(1000, "idle timeout")
+                return
+            except ConnectionClosed:
+                return
+            await self.handle(data)
+
+    async def handle(self, data: str | bytes) -> None:
+        re = request = None
+        try:
+            if isinstance(data, str):
+                msg = protocol.parse_text(data, sender="client")
+                re, request = msg.id, msg.TYPE
+                await self.dispatch(msg)
+            else:
+                await self.on_chunk(protocol.parse_binary(data))
+        except protocol.ProtocolError as err:
+            if err.code == "bad_binary" and self.upload is not None:
+                await self._abort_upload()
+            await self.error(err.code, err.message, err.re if re is None else re, err.request or request)
+        except InputError as err:
+            await self.error(err.code, err.message, re, request)
+        except ConnectionClosed:
+            raise
+        except Exception:
+            self.log.exception("internal error handling %s", request or "a binary frame")
+            await self.error("internal", "The server failed on this request; the session goes on.", re, request)
+
+    async def dispatch(self, msg: protocol.Message) -> None:
+        if isinstance(msg, protocol.Hello):
+            return await self.on_hello(msg)
+        if not self.greeted:
+            raise protocol.ProtocolError("not_ready", "Send hello first.")
+        handler = {
+            protocol.Upload: self.on_upload, protocol.UploadEnd: self.on_upload_end, protocol.Clip: self.on_clip,
+            protocol.Preview: self.on_preview, protocol.Convert: self.on_convert, protocol.Cancel: self.on_cancel,
+        }[type(msg)]
+        await handler(msg)
+
+    async def close(self) -> None:
+        """Cancel the jobs, close the upload, delete the files. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        cancelled = sum(1 for handle in self.jobs.values() if not handle.done)
+        for handle in list(self.jobs.values()):
+            handle.cancel()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.upload is not None and self.upload.file is not None:
+            try:
+                await self.upload.file.close()
+            except OSError:
+                pass
+        self.upload = None
+        self.track = None
+        await asyncio.to_thread(self.remove_files)
+        self.log.info("closed: %d job(s) cancelled, files removed", cancelled)
+
+    def remove_files(self) -> None:
+        for folder in (self.receive_dir, self.temp_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def notify_shutdown(self, grace: float) -> None:
+        self.shutting_down = True
+        try:
+            await self.send(protocol.Shutdown(reason="The server is stopping.", grace=grace))
+        except ConnectionClosed:
+            pass
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    async def on_hello(self, msg: protocol.Hello) -> None:
+        if msg.version != protocol.PROTOCOL_VERSION:
+            raise protocol.ProtocolError("bad_version", f"This server speaks protocol version "
+                                                        f"{protocol.PROTOCOL_VERSION}, not {msg.version}.")
+        self.greeted = True
+        self.log.info("hello from %r", msg.client[:100])
+        await self.send(self.app.welcome(msg.id, self.id))
+
+    async def on_upload(self, msg: protocol.Upload) -> None:
+        if self.shutting_down:
+            raise InputError("shutting_down", "The server is stopping; it takes no uploads.")
+        await self._abort_upload()
+        limit = self.app.settings.max_upload_bytes
+        if msg.size > limit:
+            self._reject(msg.id)
+            raise InputError("too_large", f"The file is {msg.size / 2**20:.1f} MB; the limit is {limit / 2**20:g} MB.")
+        os.makedirs(self.temp_dir, exist_ok=True)
+        up = _Upload(msg.id, display_name(msg.name), msg.size, os.path.join(self.temp_dir, "upload.part"))
+        up.file = await aiofiles.open(up.path, "wb")
+        self.upload = up
+        self.log.info("upload %d started: %d bytes, %r", msg.id, msg.size, up.name)
+        await self.send(protocol.UploadProgress(re=msg.id, received=0, size=msg.size))
+
+    def _reject(self, upload_id: int) -> None:
+        self.rejected_uploads = (self.rejected_uploads + [upload_id])[-16:]
+
+    async def _abort_upload(self) -> None:
+        up, self.upload = self.upload, None
+        if up is None:
+            return
+        self._reject(up.id)
+        if up.file is not None:
+            await up.file.close()
+        try:
+            os.remove(up.path)
+        except OSError:
+            pass
+        self.log.info("upload %d abandoned at %d of %d bytes", up.id, up.received, up.size)
+
+    async def on_chunk(self, frame: protocol.BinaryFrame) -> None:
+        up = self.upload
+        if frame.kind != protocol.Kind.UPLOAD:
+            raise protocol.ProtocolError("bad_binary", f"a client sends only UPLOAD frames, not {frame.kind.name}")
+        if up is None or frame.ref != up.id:
+            if frame.ref in self.rejected_uploads:
+                return  # the rest of an upload already refused: dropped quietly
+            self._reject(frame.ref)  # one error per stray upload, not one per chunk
+            raise protocol.ProtocolError("bad_binary", f"no upload {frame.ref} is in progress")
+        if frame.seq != up.next_seq:
+            raise protocol.ProtocolError("bad_binary", f"upload chunk {frame.seq} came, {up.next_seq} was due")
+        if up.received + len(frame.payload) > up.size:
+            await self._abort_upload()
+            raise InputError("too_large", f"More than the {up.size} bytes announced came; the upload is dropped.")
+        await up.file.write(frame.payload)
+        up.received += len(frame.payload)
+        up.next_seq += 1
+        if up.received >= up.next_report or up.received == up.size:
+            up.next_report = up.received + max(PROGRESS_STEP, up.size // 20)
+            await self.send(protocol.UploadProgress(re=up.id, received=up.received, size=up.size))
+
+    async def on_upload_end(self, msg: protocol.UploadEnd) -> None:
+        up = self.upload
+        if up is None or up.id != msg.upload:
+            raise protocol.ProtocolError("not_ready", f"No upload {msg.upload} is in progress.")
+        self.upload = None
+        await up.file.close()
+        up.file = None
+        if up.received != up.size:
+            os.remove(up.path)
+            raise InputError("truncated", f"{up.received} of the {up.size} bytes announced came; send the file again.")
+        os.makedirs(self.receive_dir, exist_ok=True)
+        path = os.path.join(self.receive_dir, "upload")
+        os.replace(up.path, path)
+        self.track = None
+        try:
+            clip = await self.app.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS)
+        except InputError:
+            os.remove(path)
+            raise
+        self.track = _Track(path, up.name, os.path.join(self.temp_dir, "window.f32"))
+        await self._keep_window(clip)
+        info = clip.source
+        duration = info.duration if math.isfinite(info.duration) else clip.start + clip.duration
+        self.log.info("track %r: %.2f s, %s, %d Hz, %d ch", up.name, duration, info.codec, info.sample_rate,
+                      clip.channels)
+        await self.send(protocol.Track(
+            re=up.id, name=up.name, duration=duration, sample_rate=max(info.sample_rate, 0), channels=clip.channels,
+            codec=info.codec[:64], window={"start": clip.start, "duration": clip.duration}, peaks=PEAK_COLUMNS,
+            warnings=list(clip.warnings)))
+        await self.send_blob(protocol.Kind.PEAKS, up.id, self.app.peaks(clip.samples, PEAK_COLUMNS))
+
+    async def on_clip(self, msg: protocol.Clip) -> None:
+        if self.track is None:
+            raise protocol.ProtocolError("not_ready", "Upload a track before choosing a window.")
+        clip = await self.app.decode(self.track.path, msg.start, msg.duration)
+        await self._keep_window(clip)
+        self.log.info("window %.2f s + %.2f s", clip.start, clip.duration)
+        await self.send(protocol.Window(re=msg.id, start=clip.start, duration=clip.duration, peaks=PEAK_COLUMNS,
+                                        warnings=list(clip.warnings)))
+        await self.send_blob(protocol.Kind.PEAKS, msg.id, self.app.peaks(clip.samples, PEAK_COLUMNS))
+
+    async def _keep_window(self, clip: audio.Clip) -> None:
+        """The window's samples to disk (float32, little-endian), for the next convert."""
+        def write() -> None:
+            os.makedirs(self.temp_dir, exist_ok=True)
+            clip.samples.astype("<f4").tofile(self.track.window_path)
+
+        await asyncio.to_thread(write)
+
+    async def on_preview(self, msg: protocol.Preview) -> None:
+        texture = self.app.texture(msg.texture)
+        fmt, data = await self.app.exemplar(texture)
+        self.log.info("preview %s: %d bytes", texture.name, len(data))
+        await self.send(protocol.PreviewAudio(re=msg.id, texture=texture.name, format=fmt, bytes=len(data)))
+        await self.send_blob(protocol.Kind.PREVIEW, msg.id, data)
+
+    async def on_convert(self, msg: protocol.Convert) -> None:
+        if self.shutting_down or self.app.shutting_down:
+            raise InputError("shutting_down", "The server is stopping; it takes no new conversions.")
+        if self.track is None:
+            raise protocol.ProtocolError("not_ready", "Upload a track before converting.")
+        texture = self.app.texture(msg.texture)
+        quality = reconstruct.quality(msg.quality)
+        if msg.format not in audio.OUTPUT_FORMATS:
+            raise InputError("bad_format", f"Unknown output format {msg.format!r}: use one of "
+                                           f"{', '.join(audio.OUTPUT_FORMATS)}.")
+        limit = self.app.settings.jobs_per_session
+        if len(self.jobs) >= limit:
+            raise InputError("busy", f"This session already has {len(self.jobs)} conversion(s) under way "
+                                     f"(the limit is {limit}); wait for one or cancel it.")
+        samples = await asyncio.to_thread(np.fromfile, self.track.window_path, dtype="<f4")
+        spec = JobSpec(samples=samples, texture=texture.name, quality=quality.name,
+                       format=msg.format, normalize=msg.normalize,
+                       title=f"{self.track.name} · {texture.label} · {quality.label}", peaks_columns=PEAK_COLUMNS)
+        try:
+            handle = self.app.pool.submit(spec)
+        except pool_mod.PoolBusy as busy:
+            self.log.info("busy: %d queued", busy.queued)
+            await self.send(protocol.Error(re=msg.id, request=msg.TYPE, code="busy", message=str(busy),
+                                           queue=busy.queued))
+            return
+        self.jobs[handle.id] = handle
+        self.log.info("job %d accepted: %s %s %s normalize=%s, position %d", handle.id, texture.name, quality.name,
+                      msg.format, msg.normalize, handle.position)
+        await self.send(protocol.Accepted(re=msg.id, job=handle.id, position=handle.position, eta=handle.eta))
+        task = asyncio.create_task(self._follow(msg, handle))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _follow(self, msg: protocol.Convert, handle: pool_mod.JobHandle) -> None:
+        """Forward one job's events to the client until its final event."""
+        try:
+            while True:
+                ev = await handle.events.get()
+                if isinstance(ev, pool_mod.Queued):
+                    await self.send(protocol.Progress(job=handle.id, stage="queued", fraction=0.0, eta=ev.eta,
+                                                      position=ev.position))
+                elif isinstance(ev, pool_mod.Started):
+                    await self.send(protocol.Progress(job=handle.id, stage="analysing", fraction=0.0, eta=ev.eta,
+                                                      position=0))
+                elif isinstance(ev, pool_mod.Progress):
+                    await self.send(protocol.Progress(job=handle.id, stage=ev.stage, fraction=ev.fraction,
+                                                      eta=ev.eta, position=0))
+                elif isinstance(ev, pool_mod.Done):
+                    out = ev.output
+                    timings = {"queued": ev.queued_seconds, **out.timings}
+                    self.log.info("job %d done: %d bytes %s in %.2f s (queued %.2f s)", handle.id, len(out.audio),
+                                  msg.format, sum(out.timings.values()), ev.queued_seconds)
+                    await self.send(protocol.Result(
+                        re=msg.id, job=handle.id, texture=handle.spec.texture, quality=handle.spec.quality,
+                        format=msg.format, duration=out.duration, audio_bytes=len(out.audio),
+                        spectrogram_bytes=len(out.spectrogram), peaks=handle.spec.peaks_columns,
+                        timings={k: round(v, 4) for k, v in timings.items()}))
+                    await self.send_blob(protocol.Kind.AUDIO, handle.id, out.audio)
+                    await self.send_blob(protocol.Kind.SPECTROGRAM, handle.id, out.spectrogram)
+                    await self.send_blob(protocol.Kind.RESULT_PEAKS, handle.id, out.peaks)
+                    return
+                elif isinstance(ev, pool_mod.Failed):
+                    self.log.info("job %d failed: %s", handle.id, ev.code)
+                    await self.send(protocol.Error(re=msg.id, request=msg.TYPE, code=ev.code, message=ev.message,
+                                                   job=handle.id))
+                    return
+                elif isinstance(ev, pool_mod.JobCancelled):
+                    self.log.info("job %d cancelled", handle.id)
+                    await self.send(protocol.Cancelled(re=self.cancel_requests.pop(handle.id, None), job=handle.id))
+                    return
+        except ConnectionClosed:
+            handle.cancel()
+        except Exception:  # a bug here must not leave the client waiting for ever
+            self.log.exception("job %d: internal error forwarding its events", handle.id)
+            handle.cancel()
+            try:
+                await self.send(protocol.Error(re=msg.id, request=msg.TYPE, code="internal", job=handle.id,
+                                               message="The server failed while sending this conversion."))
+            except Exception:
+                pass
+        finally:
+            self.jobs.pop(handle.id, None)
+
+    async def on_cancel(self, msg: protocol.Cancel) -> None:
+        handle = self.jobs.get(msg.job)
+        if handle is None or handle.done:
+            raise InputError("unknown_job", f"This session has no conversion {msg.job} under way.")
+        self.cancel_requests[msg.job] = msg.id
+        self.log.info("job %d: cancel requested", msg.job)
+        handle.cancel()
+

@@ -1,0 +1,135 @@
+"""A real server in a child process, for the tests and the benchmark.
+
+    with ServerProcess(data_dir, "--workers", "1") as srv:
+        srv.url, srv.health(), srv.kill9(), srv.terminate()
+
+It listens on 127.0.0.1 with a port the OS picks (read from its log), and is always
+stopped on exit (SIGTERM, then SIGKILL of it and its workers).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LISTENING = re.compile(r"listening on ws://[^:]+:(\d+)")
+
+
+class ServerProcess:
+    def __init__(self, data_dir: str, *args: str, models: str = "models", workers: int = 2,
+                 ready_timeout: float = 90.0, log_path: str | None = None, env: dict | None = None):
+        self.data_dir = str(data_dir)
+        self.args = ["--host", "127.0.0.1", "--port", "0", "--data-dir", self.data_dir, "--models", models,
+                     "--workers", str(workers), *args]
+        self.workers = workers
+        self.ready_timeout = ready_timeout
+        self.log_path = log_path or os.path.join(self.data_dir, "server.log")
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self._log = None
+        self._log_start = 0
+        self.worker_pids: list[int] = []
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, wait_workers: bool = True) -> "ServerProcess":
+        os.makedirs(self.data_dir, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self._log_start = self._log.tell()  # a restart appends: read only this run's lines
+        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **(self.env or {}))
+        self.proc = subprocess.Popen([sys.executable, "-m", "server", *self.args], cwd=REPO, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.ready_timeout
+        while self.port is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server did not start:\n{self.log()[-3000:]}")
+            m = _LISTENING.search(self.log())
+            if m:
+                self.port = int(m[1])
+            else:
+                time.sleep(0.05)
+        while wait_workers:
+            h = self.health()
+            self.worker_pids = h["worker_pids"]
+            if h["workers_ready"] >= self.workers:
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"workers did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        return self
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def health(self, timeout: float = 5.0) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def wait_health(self, predicate, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            h = self.health()
+            if predicate(h) or time.monotonic() > deadline:
+                return h
+            time.sleep(0.05)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait: the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def kill9(self) -> None:
+        """SIGKILL the server only (its workers notice the closed pipe and exit)."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Whatever state it is in: SIGTERM, then SIGKILL, and its workers too."""
+        pids = list(self.worker_pids)
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                if self.port is not None:
+                    pids = self.health(timeout=2)["worker_pids"]
+            except Exception:
+                pass
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for pid in pids:  # our own server's workers, by id, if still there
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"multiprocessing" not in f.read():
+                        continue
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError, PermissionError):
+                pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

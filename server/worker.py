@@ -1,0 +1,212 @@
+"""The body of one conversion worker process (started with the spawn method).
+
+One process runs up to ``slots`` conversions at once, each in its own thread: the
+engine's compiled kernels, its FFTs and TensorFlow release the GIL, and the texture
+models (TensorFlow alone is ~600 MB resident) are loaded once per process and shared
+by its threads, which is what keeps the whole server within its memory budget.
+
+Pipe messages, parent → worker: ``(job_id, JobSpec)`` to start a job,
+``("cancel", job_id)``, ``None`` to stop. Worker → parent: ``("ready", pid)``, then per
+job ``("progress", id, stage, fraction)`` messages and one final ``("done", id,
+JobOutput)``, ``("cancelled", id)`` or ``("failed", id, code, message)``.
+
+Only this process imports the engine's heavy parts and TensorFlow; the event loop's
+process never does.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+PROGRESS_INTERVAL = 0.1  # seconds between progress messages (a stage change is always sent)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """What one conversion needs: mono float32 samples at 44.1 kHz and the choices."""
+
+    samples: object  # numpy (n,) float32
+    texture: str | None
+    quality: str
+    format: str
+    normalize: bool
+    title: str = ""
+    peaks_columns: int = 800
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOutput:
+    audio: bytes  # the file in ``format``
+    spectrogram: bytes  # PNG
+    peaks: bytes  # the protocol's PEAKS payload
+    duration: float  # seconds of audio
+    timings: dict  # stage -> seconds
+
+
+def _limit_threads(threads: int) -> None:
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "TF_NUM_INTRAOP_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def tune_malloc() -> None:
+    """glibc: two malloc arenas rather than one per job thread (less fragmentation),
+    and the heap trimmed after each job (:func:`_trim`)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+        # (a fixed M_MMAP_THRESHOLD was tried: -70 MB peak, but a third slower)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _warm_up(engine, audio, render) -> None:
+    """One tiny job before taking real ones: compiled kernels loaded, FFT plans, the
+    encoders and matplotlib imported, so that the first user does not wait for them."""
+    import numpy as np
+
+    y = (0.1 * np.sin(np.arange(22050) * 0.06)).astype(np.float32)
+    out = engine.render(y, "lofi").samples
+    audio.encode(out, "wav")
+    render.spectrogram_png(out, "warm-up", width_px=200, height_px=100)
+
+
+class _Worker:
+    def __init__(self, conn, models_module: str, slots: int):
+        import importlib
+
+        from musicoder import audio, engine, reconstruct, render
+        from musicoder.errors import InputError
+        from protocol import peaks_to_bytes
+
+        self.audio, self.engine, self.reconstruct, self.render = audio, engine, reconstruct, render
+        self.InputError, self.peaks_to_bytes = InputError, peaks_to_bytes
+        self.conn = conn
+        self.models = importlib.import_module(models_module)
+        self.loaded: dict[str, object] = {}
+        self.load_lock = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.cancels: dict[int, threading.Event] = {}
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="job")
+
+    def send(self, msg) -> None:
+        with self.send_lock:
+            self.conn.send(msg)
+
+    def model(self, name: str):
+        with self.load_lock:  # one load per texture, even when two jobs ask at once
+            if name not in self.loaded:
+                self.loaded[name] = self.models.load(name)
+            return self.loaded[name]
+
+    def preload(self) -> None:
+        """Every texture's model loaded and traced now, so that no user waits for
+        TensorFlow (~10 s). A model that fails to load is logged; its jobs fail later."""
+        import numpy as np
+
+        for name in self.models.TEXTURES:
+            try:
+                self.model(name).transform(np.zeros((1025, 8), dtype=np.float32))
+            except Exception as err:
+                print(f"musicoder worker {os.getpid()}: cannot preload the {name} model: {err}", file=sys.stderr)
+
+    def serve(self, preload: bool) -> None:
+        _warm_up(self.engine, self.audio, self.render)
+        if preload:
+            self.preload()
+        self.send(("ready", os.getpid()))
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            if msg is None:
+                break
+            if msg[0] == "cancel":
+                event = self.cancels.get(msg[1])
+                if event is not None:
+                    event.set()
+                continue
+            job_id, spec = msg
+            self.cancels[job_id] = threading.Event()
+            self.pool.submit(self.run_job, job_id, spec)
+        for event in self.cancels.values():
+            event.set()
+        self.pool.shutdown(wait=True)
+
+    def run_job(self, job_id: int, spec: JobSpec) -> None:
+        cancel = self.cancels[job_id]
+        last = [0.0, ""]
+
+        def on_progress(stage: str, fraction: float) -> None:
+            now = time.monotonic()
+            if stage != last[1] or now - last[0] >= PROGRESS_INTERVAL:
+                last[0], last[1] = now, stage
+                self.send(("progress", job_id, stage, min(max(float(fraction), 0.0), 1.0)))
+
+        engine = self.engine
+        try:
+            transform = self.model(spec.texture).transform if spec.texture is not None else None
+            rendered = engine.render(spec.samples, spec.quality, transform, normalize=spec.normalize,
+                                     on_progress=on_progress, should_cancel=cancel.is_set)
+            t0 = time.perf_counter()
+            data = self.audio.encode(rendered.samples, spec.format)
+            on_progress("encoding", engine.stage_start("encoding") + 0.5 * engine.STAGE_WEIGHTS["encoding"])
+            if cancel.is_set():
+                raise self.reconstruct.Cancelled()
+            png = self.render.spectrogram_png(rendered.samples, spec.title)
+            peaks = self.peaks_to_bytes(self.render.waveform_peaks(rendered.samples, spec.peaks_columns))
+            timings = dict(rendered.timings)
+            timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
+            self.send(("done", job_id, JobOutput(audio=data, spectrogram=png, peaks=peaks,
+                                                 duration=len(rendered.samples) / 44100.0, timings=timings)))
+        except self.reconstruct.Cancelled:
+            self.send(("cancelled", job_id))
+        except self.InputError as err:
+            self.send(("failed", job_id, err.code, err.message))
+        except (BrokenPipeError, EOFError):  # the server is gone
+            os._exit(1)
+        except Exception as err:  # a model or engine failure: report it, keep serving
+            traceback.print_exc(file=sys.stderr)
+            try:
+                self.send(("failed", job_id, "internal",
+                           f"The conversion failed: {type(err).__name__}: {err}"[:900]))
+            except OSError:
+                os._exit(1)
+        finally:
+            self.cancels.pop(job_id, None)
+            _trim()
+
+
+def main(conn, models_module: str, slots: int, threads: int, nice: int, preload: bool = True) -> None:
+    """Worker entry point: conn a duplex multiprocessing Connection; slots jobs at once,
+    each with ``threads`` compute threads."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when workers stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _limit_threads(threads)
+    tune_malloc()
+    if nice:
+        try:
+            os.nice(nice)  # the event loop's process answers pings first
+        except OSError:
+            pass
+    _Worker(conn, models_module, slots).serve(preload)

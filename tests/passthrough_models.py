@@ -1,0 +1,61 @@
+"""A stand-in for the ``models`` package with identity transforms: the same API
+(TEXTURES, texture, load, ModelError) and the same exemplars, no TensorFlow.
+
+For tests of the server's plumbing and for development without trained weights:
+``musicoder-server --models tests.passthrough_models`` from the repository root. It lives with the tests: the product has no placeholder models.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from musicoder.errors import InputError
+
+_EXEMPLARS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "exemplars")
+
+
+class ModelError(Exception):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Texture:
+    name: str
+    label: str
+    description: str
+    exemplar_path: str
+
+
+TEXTURES = {
+    t.name: t for t in (
+        Texture("laser", "Laser", "Passthrough stand-in for the laser texture.", os.path.join(_EXEMPLARS, "laser.flac")),
+        Texture("water", "Water", "Passthrough stand-in for the water texture.", os.path.join(_EXEMPLARS, "water.flac")),
+        Texture("future", "Future", "Passthrough stand-in for the future texture.", os.path.join(_EXEMPLARS, "future.flac")),
+    )
+}
+
+
+def texture(name: str) -> Texture:
+    t = TEXTURES.get(str(name).lower())
+    if t is None:
+        raise InputError("unknown_texture", f"Unknown texture {name!r}: use one of {', '.join(TEXTURES)}.")
+    return t
+
+
+class _Identity:
+    def __init__(self, name: str):
+        self.name = name
+
+    def transform(self, log_mag: np.ndarray) -> np.ndarray:
+        return log_mag
+
+
+def load(name: str) -> _Identity:
+    """MUSICODER_PASSTHROUGH_FAIL=NAME makes loading that texture fail (tests of the
+    server's ``internal`` error)."""
+    t = texture(name)
+    if os.environ.get("MUSICODER_PASSTHROUGH_FAIL") == t.name:
+        raise RuntimeError(f"the {t.name} stand-in is set to fail")
+    return _Identity(t.name)

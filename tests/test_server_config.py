@@ -1,0 +1,30 @@
+"""Server settings: flags over MUSICODER_* environment variables over defaults."""
+from __future__ import annotations
+
+import pytest
+
+from server import config
+
+
+def test_defaults():
+    s = config.load([], environ={})
+    assert (s.host, s.port, s.workers, s.processes, s.max_clients, s.max_upload_bytes) == \
+        ("127.0.0.1", 8765, 2, 1, 64, 200 * 2**20)
+    assert s.receive_dir.endswith("receive") and s.temp_dir.endswith("temp")
+
+
+def test_environment_then_flags_then_positional_port():
+    env = {"MUSICODER_PORT": "9000", "MUSICODER_MAX_UPLOAD_MB": "50", "MUSICODER_WORKERS": "3",
+           "MUSICODER_DATA_DIR": "/srv/mc"}
+    s = config.load([], environ=env)
+    assert (s.port, s.max_upload_mb, s.workers, s.data_dir) == (9000, 50.0, 3, "/srv/mc")
+    s = config.load(["--port", "9100", "--workers", "1"], environ=env)
+    assert (s.port, s.workers, s.max_upload_mb) == (9100, 1, 50.0)
+    assert config.load(["9200"], environ={}).port == 9200  # python -m server 9200
+
+
+@pytest.mark.parametrize("argv, env", [(["--workers", "0"], {}), ([], {"MUSICODER_PORT": "eighty"}),
+                                       (["--port", "70000"], {})])
+def test_bad_settings_exit_with_a_message(argv, env):
+    with pytest.raises(SystemExit):
+        config.load(argv, environ=env)

@@ -1,0 +1,46 @@
+"""The server with the real texture networks (TensorFlow in the workers only).
+
+Skipped until the trained weights are in models/weights/."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import client
+from server.testing import ServerProcess
+
+from .conftest import DEMO_CLIP, REPO
+from .test_server import run
+
+WEIGHTS = REPO / "models" / "weights"
+TEXTURES = ("laser", "water", "future")
+HAVE_WEIGHTS = all((WEIGHTS / f"{t}.weights.h5").is_file() and (WEIGHTS / f"{t}.json").is_file() for t in TEXTURES)
+
+pytestmark = pytest.mark.skipif(not HAVE_WEIGHTS, reason="no trained weights in models/weights/ yet "
+                                                         "(python -m models.train)")
+
+
+def test_every_texture_through_the_server(tmp_path: Path):
+    with ServerProcess(tmp_path / "data", models="models", workers=1) as srv:
+        async def main():
+            async with client.Client(srv.url, request_timeout=180) as c:
+                assert [t["name"] for t in c.welcome.textures] == list(TEXTURES)
+                await c.upload(DEMO_CLIP)
+                await c.clip(4.0, 3.0)
+                plain = None
+                for texture in TEXTURES:
+                    r = await c.convert(texture, "lofi", "wav", normalize=False)
+                    y, rate = soundfile.read(io.BytesIO(r.audio))
+                    assert rate == 44100 and abs(len(y) / rate - 3.0) < 0.05 and np.max(np.abs(y)) > 0.01
+                    assert r.timings["transferring"] > 0
+                    if plain is not None:
+                        assert not np.allclose(plain, y, atol=1e-3), "two textures gave the same audio"
+                    plain = y
+
+        run(main(), timeout=600)
+        h = srv.health()
+        assert h["completed"] == 3 and h["server_imports_tensorflow"] is False
