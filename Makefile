@@ -16,7 +16,8 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	mkdir -p out
-	$(BIN)/musicoder reconstruct examples/demo.ogg -o out/demo_hifi.wav --quality hifi --spectrogram out/demo_hifi.png
+	$(BIN)/musicoder convert examples/demo.ogg -o out/demo_water_hifi.wav --texture water --quality hifi \
+		--spectrogram out/demo_water_hifi.png
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -28,19 +28,6 @@ class ConvertInfo:
     server: str  # the server's name and version
 
 
-def _write(path: str, data: bytes) -> None:
-    """Written under a temporary name and renamed: no partial file on a full disk."""
-    tmp = f"{path}.part"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def convert_file(url: str, path: str | os.PathLike, out_path: str | os.PathLike, texture: str,
                  quality: str = "standard", start: float = 0.0, duration: float = audio.DEFAULT_WINDOW_SECONDS,
                  normalize: bool = True, spectrogram_path: str | os.PathLike | None = None,
@@ -79,9 +66,9 @@ async def _convert(url, path, out_path, fmt, texture, quality, start, duration, 
             window = await client.clip(start, duration)
         result = await client.convert(texture, quality, fmt, normalize,
                                       on_progress=lambda stage, fraction, eta, pos: report(stage, fraction))
-    await asyncio.to_thread(_write, out_path, result.audio)
+    await asyncio.to_thread(audio.write_file, out_path, result.audio)
     if png_path is not None:
-        await asyncio.to_thread(_write, png_path, result.spectrogram)
+        await asyncio.to_thread(audio.write_file, png_path, result.spectrogram)
     report("done", 1.0)
     return ConvertInfo(output=out_path, spectrogram=png_path, format=result.format, bytes=len(result.audio),
                        duration=result.duration, start=window.start, job=result.job, texture=result.texture,
