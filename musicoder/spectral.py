@@ -21,8 +21,6 @@ import threading
 import numpy as np
 import scipy.fft
 
-from . import kernels
-
 SAMPLE_RATE = 44100
 N_FFT = 2048
 HOP = 512
@@ -49,6 +47,8 @@ def stft_frames(y: np.ndarray) -> np.ndarray:
     y: (n_samples,) float, at ``SAMPLE_RATE``.
     Returns (n_frames(n_samples), N_BINS) complex64.
     """
+    from . import kernels  # numba: imported on first use, so that importing audio stays light
+
     padded = np.pad(np.asarray(y, dtype=np.float32), N_FFT // 2)
     frames = _scratch("frames", (n_frames(len(y)), N_FFT))
     kernels.windowed_frames(padded, WINDOW, HOP, frames)
@@ -61,6 +61,8 @@ def istft_frames(spec: np.ndarray, length: int) -> np.ndarray:
     spec: (n_frames, N_BINS) complex64. length: number of output samples.
     Returns (length,) float32.
     """
+    from . import kernels
+
     n = spec.shape[0]
     frames = scipy.fft.irfft(spec, n=N_FFT, axis=1, workers=WORKERS)
     out = _scratch("overlap_add", (N_FFT + HOP * (n - 1),))
