@@ -52,7 +52,7 @@ def run(clip_path: str, start: float, duration: float) -> dict:
     clip = audio.load(clip_path, start=start, duration=duration)
     mag = spectral.magnitude(clip.samples)
     n = len(clip.samples)
-    reconstruct.reconstruct(mag[:, :64], "lofi")  # warm caches and FFT plans
+    reconstruct.griffin_lim(mag, 2, length=n)  # warm up at full size: compiled kernels, FFT plans, buffers
     levels, reference = {}, {}
     for q in reconstruct.QUALITIES.values():
         y, seconds = _timed(lambda: reconstruct.reconstruct(mag, q, length=n))
