@@ -158,7 +158,7 @@ class App:
                                   callback=lambda s, v: self.players.output.seek(dpg.get_value(s)))
             with dpg.group(horizontal=True):
                 self._transport("output")
-                dpg.add_button(label="Save as…", tag="save", callback=lambda: dpg.show_item("save_dialog"))
+                dpg.add_button(label="Save as…", tag="save", callback=self._show_save_dialog)
         with dpg.theme() as window_theme:
             with dpg.theme_component(dpg.mvShadeSeries):
                 dpg.add_theme_color(dpg.mvPlotCol_Fill, (255, 170, 60, 210), category=dpg.mvThemeCat_Plots)
@@ -230,6 +230,10 @@ class App:
     def _on_save_chosen(self, sender, data) -> None:
         if isinstance(data, dict) and data.get("file_path_name"):
             self.save(data["file_path_name"])
+
+    def _show_save_dialog(self) -> None:
+        self.dpg.configure_item("save_dialog", default_filename=default_save_name(self.model))
+        self.dpg.show_item("save_dialog")
 
     def _on_window_dragged(self, sender, value) -> None:
         self.set_window(float(self.dpg.get_value("win_start")), self.model.window_duration)
@@ -390,5 +394,6 @@ def png_to_rgba(png: bytes, width: int, height: int) -> list[float]:
 
 
 def default_save_name(model: m.Model) -> str:
+    """SONG_TEXTURE_QUALITY, without extension: the dialog's filter adds the format."""
     base = os.path.splitext(model.track_name or "musicoder")[0]
-    return f"{base}_{model.texture}_{model.quality}.wav"
+    return f"{base}_{model.texture}_{model.quality}"
