@@ -11,8 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -38,28 +36,18 @@ def has_display() -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def local_server() -> Iterator[str]:
     """A MusiCoder server on loopback for the life of the GUI; yields its URL."""
-    port = free_port()
+    from server.testing import ServerProcess
+
     data_dir = tempfile.mkdtemp(prefix="musicoder-gui-")
-    proc = subprocess.Popen([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--data-dir", data_dir, "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = ServerProcess(data_dir, workers=1)
     try:
-        yield f"ws://127.0.0.1:{port}"
+        srv.start(wait_workers=False)  # the window opens at once; the models load meanwhile
+        yield srv.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        srv.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

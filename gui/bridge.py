@@ -49,7 +49,7 @@ class Bridge:
         fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         try:
             fut.result(timeout=5)
-        except (concurrent.futures.TimeoutError, Exception):
+        except Exception:  # a timeout or a loop already gone: we are leaving anyway
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)

@@ -224,17 +224,13 @@ def loudness_lufs(y: np.ndarray, rate: int = SAMPLE_RATE) -> float:
 
 def normalize_loudness(y: np.ndarray, target_lufs: float = TARGET_LUFS, rate: int = SAMPLE_RATE,
                        ceiling_db: float = PEAK_CEILING_DB) -> np.ndarray:
-    """Gain to ``target_lufs`` integrated loudness, then a clipping guard that lowers
-    the gain so that no sample peaks above ``ceiling_db`` dBFS. Silence is returned as is.
+    """Gain to ``target_lufs`` integrated loudness, then :func:`peak_limit` (so no sample
+    peaks above ``ceiling_db`` dBFS). Silence is returned as is.
     y: (n,) float. Returns (n,) float32."""
     y = np.asarray(y, dtype=np.float32)
     current = loudness_lufs(y, rate)
     gain = 10 ** ((target_lufs - current) / 20) if math.isfinite(current) else 1.0
-    peak = float(np.max(np.abs(y))) * gain if y.size else 0.0
-    ceiling = 10 ** (ceiling_db / 20)
-    if peak > ceiling:
-        gain *= ceiling / peak
-    return (y * gain).astype(np.float32)
+    return peak_limit(y * np.float32(gain), ceiling_db)
 
 
 def peak_limit(y: np.ndarray, ceiling_db: float = PEAK_CEILING_DB) -> np.ndarray:
@@ -242,7 +238,7 @@ def peak_limit(y: np.ndarray, ceiling_db: float = PEAK_CEILING_DB) -> np.ndarray
     y = np.asarray(y, dtype=np.float32)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     ceiling = 10 ** (ceiling_db / 20)
-    return y * (ceiling / peak) if peak > ceiling else y
+    return y * np.float32(ceiling / peak) if peak > ceiling else y
 
 
 def output_format(path: str | os.PathLike) -> str:

@@ -1,4 +1,5 @@
-"""A real server in a child process, for the tests and the benchmark.
+"""A real server in a child process, for the tests, the benchmark and the GUI's own
+loopback server.
 
     with ServerProcess(data_dir, "--workers", "1") as srv:
         srv.url, srv.health(), srv.kill9(), srv.terminate()

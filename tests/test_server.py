@@ -149,6 +149,14 @@ class Raw:
             await self.send({"type": "upload_end", "id": self.id(), "upload": uid})
         return uid
 
+    async def open_window(self, data: bytes, duration: float) -> None:
+        """hello, upload ``data``, and choose the window 0..duration s."""
+        await self.hello()
+        await self.upload(data)
+        await self.expect("track")
+        await self.send({"type": "clip", "id": self.id(), "start": 0, "duration": duration})
+        await self.expect("window")
+
 
 # ---- the whole flow ------------------------------------------------------------------------
 
@@ -435,16 +443,9 @@ def test_a_killed_worker_fails_its_job_and_the_pool_recovers(srv, long_wav):
 def test_long_windows_run_one_at_a_time_and_queued_jobs_cancel(srv, long_wav):
     """Memory grows with the audio converted at once: two 60 s jobs do not run together
     (max_running_seconds 30), though a worker slot is free."""
-    async def ready(r: Raw) -> None:
-        await r.hello()
-        await r.upload(long_wav)
-        await r.expect("track")
-        await r.send({"type": "clip", "id": r.id(), "start": 0, "duration": 60})
-        await r.expect("window")
-
     async def main():
         async with Raw(srv.url) as a, Raw(srv.url) as b:
-            await asyncio.gather(ready(a), ready(b))
+            await asyncio.gather(a.open_window(long_wav, 60), b.open_window(long_wav, 60))
             await a.send({"type": "convert", "id": a.id(), "texture": "laser", "quality": "hifi"})
             job_a = (await a.expect("accepted")).job
             await b.send({"type": "convert", "id": b.id(), "texture": "water", "quality": "hifi"})

@@ -53,16 +53,9 @@ def test_upload_and_track_limits(small):
 def test_busy_queue_and_session_share_and_too_many_clients(small):
     track = wav_bytes(15.0, 22050)  # 0.66 MB, 15 s
 
-    async def ready(r: Raw) -> None:
-        await r.hello()
-        await r.upload(track)
-        await r.expect("track")
-        await r.send({"type": "clip", "id": r.id(), "start": 0, "duration": 15})
-        await r.expect("window")
-
     async def main():
         async with Raw(small.url) as a, Raw(small.url) as b, Raw(small.url) as c:
-            await asyncio.gather(ready(a), ready(b), ready(c))  # well inside the idle timeout
+            await asyncio.gather(*(r.open_window(track, 15) for r in (a, b, c)))  # well inside the idle timeout
             await a.send({"type": "convert", "id": a.id(), "texture": "laser", "quality": "hifi"})
             assert (await a.expect("accepted")).position == 0
             e = await a.error({"type": "convert", "id": a.id(), "texture": "laser"}, "busy")  # one per session
