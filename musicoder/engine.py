@@ -1,7 +1,8 @@
 """The conversion pipeline as one plain function: samples in, samples out.
 
 analyse (STFT) → transfer (a texture network on the log-magnitude, or none) →
-reconstruct (phase retrieval at a quality level) → level (loudness or peak guard).
+reconstruct (phase retrieval at a quality level, started from the music's own phase) →
+level (loudness or peak guard).
 The CLI, the server's workers and the benchmark all call :func:`render`; encoding to a
 file format is the caller's (it knows where the bytes go).
 """
@@ -75,7 +76,9 @@ def render(
 
     t0 = time.perf_counter()
     report("analysing", 0.0)
-    mag = spectral.magnitude(samples)
+    spec = spectral.stft(samples)
+    mag, phase = np.abs(spec), np.angle(spec)
+    del spec
     timings["analysing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -87,7 +90,9 @@ def render(
 
     t0 = time.perf_counter()
     report("reconstructing", 0.0)
-    out = reconstruct.reconstruct(mag, q, length=len(samples), seed=seed,
+    # Start phase retrieval from the music's own phase: where the network kept the music,
+    # its partials stay in place (a PGHI start from the new magnitude smears them).
+    out = reconstruct.reconstruct(mag, q, length=len(samples), phase=phase, seed=seed,
                                   on_progress=lambda f: report("reconstructing", f),
                                   should_cancel=should_cancel)
     timings["reconstructing"] = time.perf_counter() - t0

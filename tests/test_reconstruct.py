@@ -89,3 +89,15 @@ def test_unknown_quality_is_refused(demo_magnitude):
     with pytest.raises(InputError, match="lofi, standard, hifi") as err:
         reconstruct.reconstruct(demo_magnitude, "ultra")
     assert err.value.code == "unknown_quality"
+
+
+def test_a_starting_phase_is_used_and_checked(demo_samples, demo_magnitude):
+    # Started from the true phase, there is nothing left to retrieve: the music comes back
+    # (the engine starts a texture transfer from the music's own phase for this reason).
+    n = len(demo_samples)
+    phase = np.angle(spectral.stft(demo_samples))
+    back = reconstruct.reconstruct(demo_magnitude, "lofi", length=n, phase=phase)
+    assert spectral.spectral_convergence_db(back, demo_magnitude) < -40
+    assert np.corrcoef(back, demo_samples)[0, 1] > 0.99
+    with pytest.raises(ValueError, match="does not match"):
+        reconstruct.reconstruct(demo_magnitude, "lofi", length=n, phase=phase[:, :-1])
