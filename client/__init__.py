@@ -2,6 +2,7 @@
 (used by the GUI, scripts and tests), and :func:`convert_file`, the blocking one-call
 conversion that ``musicoder convert --server URL`` uses."""
 from .connection import (
+    AccessDenied,
     Client,
     ConnectionFailed,
     JobCancelled,
@@ -12,5 +13,5 @@ from .connection import (
 )
 from .convert import ConvertInfo, convert_file
 
-__all__ = ["Client", "ConnectionFailed", "JobCancelled", "Result", "ServerError", "Track", "Window",
+__all__ = ["AccessDenied", "Client", "ConnectionFailed", "JobCancelled", "Result", "ServerError", "Track", "Window",
            "ConvertInfo", "convert_file"]

@@ -12,7 +12,9 @@ One reader task takes every frame off the socket: control messages go to the req
 that they answer (``re``) or to the job they are about (``job``); binary chunks are
 reassembled and handed to the same place. Errors the server reports raise
 :class:`ServerError` (an ``InputError`` with the server's code); a server that cannot be
-reached or a lost connection raise :class:`ConnectionFailed`.
+reached or a lost connection raise :class:`ConnectionFailed`; a server that refuses the
+token or the Origin at the handshake raises :class:`AccessDenied` (no use retrying).
+``wss://`` URLs are verified against the system's CAs, or ``cafile`` where given.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import dataclasses
 import itertools
 import math
 import os
+import ssl
 from collections.abc import Callable
 
 import websockets
@@ -35,6 +38,15 @@ DEFAULT_REQUEST_TIMEOUT = 120.0  # seconds without any answer to a request
 
 class ConnectionFailed(Exception):
     """The server could not be reached, or the connection was lost. One line."""
+
+
+class AccessDenied(ConnectionFailed):
+    """The server refused the handshake with HTTP 401 (no or wrong token) or 403 (an
+    Origin it does not allow): retrying the same way cannot help. One line."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 class ServerError(InputError):
@@ -94,8 +106,11 @@ _CLOSED = object()
 class Client:
     def __init__(self, url: str, *, name: str = "musicoder-client", open_timeout: float = DEFAULT_OPEN_TIMEOUT,
                  request_timeout: float = DEFAULT_REQUEST_TIMEOUT, chunk_bytes: int = protocol.CHUNK_BYTES,
-                 on_shutdown: Callable[[protocol.Shutdown], None] | None = None):
+                 on_shutdown: Callable[[protocol.Shutdown], None] | None = None, token: str | None = None,
+                 cafile: str | None = None):
         self.url = url
+        self.token = token  # sent as "Authorization: Bearer TOKEN" where the server asks for one
+        self.cafile = cafile  # a CA (or self-signed certificate) file to trust for wss://
         self.name = name
         self.open_timeout = open_timeout
         self.request_timeout = request_timeout
@@ -124,12 +139,17 @@ class Client:
 
     async def connect(self) -> protocol.Welcome:
         """Open the connection and say hello; returns the server's welcome.
-        Raises ConnectionFailed (unreachable, timeout, not a MusiCoder server)."""
+        Raises ConnectionFailed (unreachable, timeout, not a MusiCoder server, refused
+        with HTTP 429) or AccessDenied (HTTP 401/403)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         try:
             self._ws = await asyncio.wait_for(
                 ws_connect(self.url, open_timeout=self.open_timeout, max_size=2 * 2**20, compression=None,
-                           close_timeout=5, user_agent_header=f"{self.name} (musicoder client)"),
+                           close_timeout=5, user_agent_header=f"{self.name} (musicoder client)",
+                           additional_headers=headers, ssl=self._tls_context()),
                 timeout=self.open_timeout + 1)
+        except websockets.exceptions.InvalidStatus as err:
+            raise _refusal(self.url, err.response) from None
         except (OSError, TimeoutError, websockets.exceptions.InvalidURI, websockets.exceptions.InvalidHandshake,
                 websockets.exceptions.ConnectionClosed) as err:
             raise ConnectionFailed(f"cannot connect to {self.url}: {_reason(err)}") from None
@@ -165,6 +185,15 @@ class Client:
                 await self.clip(*window)
         return welcome
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """For wss://, the system's CAs or cafile; None for ws://."""
+        if not self.url.lower().startswith("wss:"):
+            return None
+        try:
+            return ssl.create_default_context(cafile=self.cafile)
+        except OSError as err:  # ssl.SSLError too: not a PEM file
+            raise ConnectionFailed(f"cannot read the CA file {self.cafile}: {err.strerror or err}") from None
+
     @property
     def connected(self) -> bool:
         return self._ws is not None and self._broken is None
@@ -182,8 +211,9 @@ class Client:
             path = os.fspath(source)
             data = await asyncio.to_thread(_read_file, path)
             name = name or os.path.basename(path)
-        upload_id = self._next_id()
+        upload_id, end_id = self._next_id(), self._next_id()
         queue = self._register(upload_id)
+        self._waiters[end_id] = queue  # an error about the file (not_audio, too_long...) answers upload_end
         try:
             await self._send(protocol.encode(protocol.Upload(id=upload_id, name=name[:255], size=len(data))))
             first = await self._next(queue, upload_id)  # upload_progress 0, or an error (too_large...)
@@ -195,7 +225,7 @@ class Client:
                     msg = await self._next(queue, upload_id)
                     if isinstance(msg, protocol.UploadProgress) and on_progress:
                         on_progress(msg.received, msg.size)
-            await self._send(protocol.encode(protocol.UploadEnd(id=self._next_id(), upload=upload_id)))
+            await self._send(protocol.encode(protocol.UploadEnd(id=end_id, upload=upload_id)))
             while True:
                 msg = await self._next(queue, upload_id)
                 if isinstance(msg, protocol.UploadProgress):
@@ -211,6 +241,7 @@ class Client:
                                  window=Window(msg.window["start"], msg.window["duration"], lo, hi, msg.warnings))
         finally:
             self._waiters.pop(upload_id, None)
+            self._waiters.pop(end_id, None)
 
     async def clip(self, start: float, duration: float) -> Window:
         """Choose the window (seconds) that convert uses; returns it with its peaks."""
@@ -403,4 +434,17 @@ def _reason(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if isinstance(err, ConnectionRefusedError):
         return "connection refused (is the server running?)"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"its TLS certificate is not trusted ({err.verify_message}): give its CA file (--cafile)"
     return text[:200]
+
+
+def _refusal(url: str, response) -> ConnectionFailed:
+    """A handshake answered with an HTTP error: the server's one-line reason."""
+    lines = response.body.decode("utf-8", "replace").strip().splitlines() if response.body else []
+    why = lines[0] if lines else response.reason_phrase
+    why = why.removeprefix("MusiCoder: ").removeprefix("Failed to open a WebSocket connection: ")[:200]
+    if response.status_code in (401, 403):
+        return AccessDenied(f"cannot connect to {url}: access refused (HTTP {response.status_code}): {why}",
+                            response.status_code)
+    return ConnectionFailed(f"cannot connect to {url}: refused (HTTP {response.status_code}): {why}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 
@@ -31,27 +32,31 @@ class ConvertInfo:
 def convert_file(url: str, path: str | os.PathLike, out_path: str | os.PathLike, texture: str,
                  quality: str = "standard", start: float = 0.0, duration: float = audio.DEFAULT_WINDOW_SECONDS,
                  normalize: bool = True, spectrogram_path: str | os.PathLike | None = None,
-                 on_progress: Callable[[str, float], None] | None = None, *, timeout: float = 10.0) -> ConvertInfo:
+                 on_progress: Callable[[str, float], None] | None = None, *, timeout: float = 10.0,
+                 token: str | None = None, cafile: str | None = None) -> ConvertInfo:
     """Upload ``path`` to the server at ``url``, convert the window (start, duration in
     seconds) and write the audio to ``out_path`` (its extension picks the format) and
-    optionally the spectrogram PNG.
+    optionally the spectrogram PNG. token: the server's shared token; cafile: a CA file
+    to trust for a wss:// server.
 
     on_progress(stage, fraction of the job) as the engine's callback: stages uploading,
     queued, analysing, transferring, reconstructing, encoding; fractions never go back.
     Raises InputError (a ServerError with the server's code, or a local one such as
-    bad_format / not_found before connecting) and ConnectionFailed (one line).
+    bad_format / not_found / bad_window before connecting) and ConnectionFailed or AccessDenied (one line).
     """
     out_path = os.fspath(out_path)
     fmt = audio.output_format(out_path)
     if not os.path.isfile(path):
         raise InputError("not_found", f"{os.path.basename(os.fspath(path))}: no such file.")
+    # NaN, infinite or negative: bad_window here (the track's length and the server's limit are the server's to check)
+    audio.check_window(start, duration, math.nan, max_seconds=math.inf)
     return asyncio.run(_convert(url, os.fspath(path), out_path, fmt, texture, quality, start, duration, normalize,
                                 None if spectrogram_path is None else os.fspath(spectrogram_path), on_progress,
-                                timeout))
+                                timeout, token, cafile))
 
 
 async def _convert(url, path, out_path, fmt, texture, quality, start, duration, normalize, png_path, on_progress,
-                   timeout) -> ConvertInfo:
+                   timeout, token, cafile) -> ConvertInfo:
     done = [0.0]
 
     def report(stage: str, fraction: float) -> None:
@@ -59,7 +64,7 @@ async def _convert(url, path, out_path, fmt, texture, quality, start, duration, 
             done[0] = max(done[0], fraction)
             on_progress(stage, done[0])
 
-    async with Client(url, name="musicoder-cli", open_timeout=timeout) as client:
+    async with Client(url, name="musicoder-cli", open_timeout=timeout, token=token, cafile=cafile) as client:
         track = await client.upload(path, on_progress=lambda got, size: report("uploading", 0.0))
         window = track.window
         if (start, duration) != (window.start, window.duration):

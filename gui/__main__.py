@@ -2,7 +2,9 @@
 
 With no server named (on the command line, in $MUSICODER_SERVER or in the config file
 ~/.config/musicoder/gui.json as {"server": "ws://..."}), the GUI starts a server of
-its own on loopback and stops it on exit: one person needs nothing deployed.
+its own on loopback and stops it on exit: one person needs nothing deployed. A server's
+token and a CA file to trust for wss:// come the same way: $MUSICODER_TOKEN and
+$MUSICODER_CAFILE, or "token" and "cafile" in the config file.
 """
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ from collections.abc import Iterator
 CONFIG_FILE = os.path.join(os.path.expanduser("~"), ".config", "musicoder", "gui.json")
 
 
-def configured_server() -> str | None:
-    """The server address from $MUSICODER_SERVER or the config file, if any."""
-    if os.environ.get("MUSICODER_SERVER"):
-        return os.environ["MUSICODER_SERVER"]
+def configured(name: str) -> str | None:
+    """A setting ("server", "token", "cafile") from $MUSICODER_<NAME> or the config file, if any."""
+    if os.environ.get(f"MUSICODER_{name.upper()}"):
+        return os.environ[f"MUSICODER_{name.upper()}"]
     try:
         with open(CONFIG_FILE) as f:
-            return json.load(f).get("server")
+            return json.load(f).get(name)
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -57,7 +59,7 @@ def run_window(url: str, file: str | None) -> int:
     from .app import HEIGHT, WIDTH, App
     from .bridge import Bridge
 
-    bridge = Bridge(url)
+    bridge = Bridge(url, token=configured("token"), cafile=configured("cafile"))
     dpg.create_context()
     app = None
     try:
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if not has_display():
         print("musicoder-gui: error: no display (set DISPLAY, or run under Xvfb)", file=sys.stderr)
         return 2
-    url = args.server or configured_server()
+    url = args.server or configured("server")
     if url:
         return run_window(url, args.file)
     with local_server() as url:

@@ -4,7 +4,8 @@
 The UI thread never waits: its calls schedule coroutines on the loop and return; what
 happens comes back as events, drained once per frame. The connection is watched and
 re-made with back-off; after a reconnect the song and its window are sent again (the
-server starts every connection as a new session with nothing of ours).
+server starts every connection as a new session with nothing of ours). A server that
+refuses the token or the Origin is not retried: the state says why.
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ WATCH_INTERVAL = 0.5  # seconds between connection checks
 
 
 class Bridge:
-    def __init__(self, url: str, retry_delays: tuple[float, ...] = RETRY_DELAYS):
+    def __init__(self, url: str, retry_delays: tuple[float, ...] = RETRY_DELAYS, token: str | None = None,
+                 cafile: str | None = None):
         self.model = m.Model(url=url)
         self.retry_delays = retry_delays
+        self.token, self.cafile = token, cafile
         self._events: queue.Queue = queue.Queue()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="musicoder-net", daemon=True)
@@ -135,10 +138,13 @@ class Bridge:
             self._post(m.Connecting(url))
             if self._client is not None:
                 await self._client.close()
-            self._client = client.Client(url, name="musicoder-gui",
+            self._client = client.Client(url, name="musicoder-gui", token=self.token, cafile=self.cafile,
                                          on_shutdown=lambda s: self._post(m.ServerShutdown(s.reason)))
             try:
                 welcome = await self._client.connect()
+            except client.AccessDenied as err:  # the same token or Origin would be refused again
+                self._post(m.Disconnected(str(err), None))
+                return
             except client.ConnectionFailed as err:
                 delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
                 attempt += 1

@@ -172,9 +172,15 @@ def load(path: str | os.PathLike, start: float = 0.0, duration: float | None = D
         raise InputError("truncated", "No audio could be decoded from the file (truncated or damaged).")
     mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
     mono = resample(mono, rate, SAMPLE_RATE)
+    # a DC offset (a recording fault) would come back from phase retrieval as a loud sub-bass rumble
+    mono -= np.float32(mono.mean())
     notes = []
     if rms_dbfs(mono) < SILENCE_DBFS:
         notes.append("The selected audio is silent; the result will be silent too.")
+    ends = start + len(mono) / SAMPLE_RATE
+    if math.isfinite(info.duration) and ends < start + duration - 0.5:  # e.g. an mp4 with its index first, cut
+        notes.append(f"The file is cut short: its audio ends at {ends:.1f} s, not at the {info.duration:.1f} s "
+                     f"its header gives.")
     return Clip(samples=mono, start=start, duration=len(mono) / SAMPLE_RATE, source=info,
                 channels=channels, warnings=tuple(notes))
 

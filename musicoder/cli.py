@@ -2,7 +2,7 @@
 
     musicoder convert IN [-o OUT] --texture {laser,water,future} [--quality {lofi,standard,hifi}]
                       [--start S] [--duration D] [--spectrogram OUT.png] [--no-normalize]
-                      [--server ws://host:port]
+                      [--server ws://host:port | wss://host:port] [--token TOKEN] [--cafile CA.pem]
     musicoder textures [--json]
     musicoder reconstruct IN [-o OUT] [--quality Q] [...]   (no texture: a round trip)
 
@@ -24,6 +24,7 @@ EXIT_INPUT = 2  # the user's input was bad
 EXIT_IO = 3  # we could not write the output (disk full, permissions)
 EXIT_MODEL = 4  # a shipped model is missing or corrupt: the installation is broken
 EXIT_CONNECT = 5  # --server: the server could not be reached or the connection was lost
+EXIT_ACCESS = 6  # --server: the server refused us at the handshake (no or wrong token, an Origin it does not allow)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -52,8 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="give a window of a song a texture")
     _window_args(conv)
     conv.add_argument("--texture", required=True, help="laser, water or future (see `musicoder textures`)")
-    conv.add_argument("--server", metavar="URL", help="convert on a MusiCoder server (ws://host:port) "
-                                                      "instead of in this process")
+    conv.add_argument("--server", metavar="URL", help="convert on a MusiCoder server (ws://host:port, or "
+                                                      "wss://host:port with TLS) instead of in this process")
+    conv.add_argument("--token", default=os.environ.get("MUSICODER_TOKEN") or None,
+                      help="the server's shared token (default: $MUSICODER_TOKEN, which `ps` does not show)")
+    conv.add_argument("--cafile", metavar="PEM", help="trust this CA (or self-signed) certificate for a wss:// "
+                                                      "server (default: the system's CAs)")
     tex = sub.add_parser("textures", help="list the textures")
     tex.add_argument("--json", action="store_true", help="a JSON list of {name, description, exemplar}")
     rec = sub.add_parser("reconstruct", help="re-render a window through the spectrogram with no texture "
@@ -101,13 +106,13 @@ def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
     """The shared body of convert and reconstruct: decode, render, write."""
     quality = reconstruct.quality(args.quality)
     output = _checked_output(args, f"{texture or 'plain'}_{quality.name}")
+    clip = audio.load(args.input, start=args.start, duration=args.duration)  # bad input fails before TensorFlow loads
     transform = None
     if texture is not None:
         import models
 
-        model = models.load(texture)  # checks the name before the decode
-        transform = model.transform
-    clip = audio.load(args.input, start=args.start, duration=args.duration)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up lines would litter stderr
+        transform = models.load(texture).transform
     for note in clip.warnings:
         print(f"musicoder: warning: {note}", file=sys.stderr)
     with _progress_bar(sys.stderr.isatty()) as progress:
@@ -130,7 +135,8 @@ def _convert_on_server(args: argparse.Namespace) -> int:
     with _progress_bar(sys.stderr.isatty()) as progress:
         info = client.convert_file(args.server, args.input, output, args.texture, args.quality, start=args.start,
                                    duration=args.duration, normalize=not args.no_normalize,
-                                   spectrogram_path=args.spectrogram, on_progress=progress)
+                                   spectrogram_path=args.spectrogram, on_progress=progress, token=args.token,
+                                   cafile=args.cafile)
     for note in info.warnings:
         print(f"musicoder: warning: {note}", file=sys.stderr)
     print(output)
@@ -177,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         print("musicoder: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from client import ConnectionFailed
+        from client import AccessDenied, ConnectionFailed
         from models import ModelError
 
+        if isinstance(err, AccessDenied):
+            hint = " (give it with --token or MUSICODER_TOKEN)" if err.status == 401 and not args.token else ""
+            print(f"musicoder: error: {err}{hint}", file=sys.stderr)
+            return EXIT_ACCESS
         if isinstance(err, ConnectionFailed):
             print(f"musicoder: error: {err}", file=sys.stderr)
             return EXIT_CONNECT

@@ -19,7 +19,6 @@ import functools
 import threading
 
 import numpy as np
-import scipy.fft
 
 SAMPLE_RATE = 44100
 N_FFT = 2048
@@ -47,6 +46,8 @@ def stft_frames(y: np.ndarray) -> np.ndarray:
     y: (n_samples,) float, at ``SAMPLE_RATE``.
     Returns (n_frames(n_samples), N_BINS) complex64.
     """
+    import scipy.fft  # on first use too: the server's event loop imports this module, never calls it
+
     from . import kernels  # numba: imported on first use, so that importing audio stays light
 
     padded = np.pad(np.asarray(y, dtype=np.float32), N_FFT // 2)
@@ -61,6 +62,8 @@ def istft_frames(spec: np.ndarray, length: int) -> np.ndarray:
     spec: (n_frames, N_BINS) complex64. length: number of output samples.
     Returns (length,) float32.
     """
+    import scipy.fft
+
     from . import kernels
 
     n = spec.shape[0]

@@ -28,6 +28,7 @@ ERROR_CODES: dict[str, str] = {
     "too_many_clients": "the server has its maximum of connections (then it closes)",
     "idle_timeout": "nothing came from the client for too long (then it closes)",
     "shutting_down": "the server is stopping and takes no new work",
+    "disk_full": "the server's disk is full: the upload or window was not kept; the session goes on",
     "internal": "a bug on the server; the session goes on",
 }
 

@@ -52,13 +52,21 @@ class BinaryFrame:
     payload: bytes
 
 
+def _kind(kind) -> Kind:
+    if not isinstance(kind, int) or isinstance(kind, bool) or kind not in KINDS:
+        raise ProtocolError("bad_binary", f"unknown binary kind {repr(kind)[:40]}")
+    return KINDS[kind]
+
+
+def _u32(name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_U32:
+        raise ProtocolError("bad_binary", f"{name} must be an integer in 0..2**32-1")
+    return value
+
+
 def encode_chunk(kind: Kind | int, ref: int, seq: int, last: bool, payload: bytes) -> bytes:
     """One binary frame. Raises ProtocolError for out-of-range fields."""
-    if int(kind) not in KINDS:
-        raise ProtocolError("bad_binary", f"unknown binary kind {kind!r}")
-    for name, value in (("ref", ref), ("seq", seq)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_U32:
-            raise ProtocolError("bad_binary", f"{name} must be an integer in 0..2**32-1")
+    kind, ref, seq = _kind(kind), _u32("ref", ref), _u32("seq", seq)
     if not isinstance(payload, (bytes, bytearray, memoryview)) or len(payload) > MAX_CHUNK_BYTES:
         raise ProtocolError("bad_binary", f"payload must be bytes, at most {MAX_CHUNK_BYTES}")
     return HEADER.pack(MAGIC, VERSION, int(kind), ref, seq, FLAG_LAST if last else 0) + bytes(payload)
@@ -105,8 +113,9 @@ class Reassembler:
         self._parts: dict[tuple[int, int], tuple[int, list[bytes], int]] = {}
 
     def expect(self, kind: Kind | int, ref: int, size: int) -> None:
-        if not isinstance(size, int) or not 0 <= size <= self.max_bytes:
-            raise ProtocolError("too_large", f"a payload of {size!r} bytes is over the limit")
+        kind, ref = _kind(kind), _u32("ref", ref)
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= self.max_bytes:
+            raise ProtocolError("too_large", f"a payload may have 0..{self.max_bytes} bytes")
         self._parts[(int(kind), ref)] = (size, [], 0)
 
     def expecting(self, kind: Kind | int, ref: int) -> bool:

@@ -39,8 +39,9 @@ def Int(lo: int = 0, hi: int = 2**53) -> Validator:
 
 def Num(lo: float = 0.0, hi: float = 1e12, *, positive: bool = False) -> Validator:
     def check(v: Any, where: str) -> float:
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) \
-                or not lo <= v <= hi or (positive and v <= 0):
+        # the range first: math.isfinite overflows on an integer of 400 digits
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi \
+                or not math.isfinite(v) or (positive and v <= 0):
             raise _fail(where, f"a finite number in {lo:g}..{hi:g}" + (", above 0" if positive else ""))
         return float(v)
     return check
@@ -50,6 +51,10 @@ def Str(max_len: int = 256, choices: tuple[str, ...] | None = None) -> Validator
     def check(v: Any, where: str) -> str:
         if not isinstance(v, str) or len(v) > max_len:
             raise _fail(where, f"a string of at most {max_len} characters")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a JSON escape can make one): no text frame can carry it
+            raise _fail(where, "valid Unicode text") from None
         if choices is not None and v not in choices:
             raise _fail(where, f"one of {', '.join(choices)}")
         return v
@@ -103,7 +108,8 @@ ID = Int(1, MAX_ID)  # request ids: chosen by the client, echoed by the server a
 RE = Opt(Int(0, MAX_ID))  # the request a server message answers (null: none)
 SECONDS = Num(0.0, 1e7)
 BYTES = Int(0, 2**48)
-COLUMNS = Int(1, 10000)
+MAX_COLUMNS = 10000  # of a peaks payload
+COLUMNS = Int(1, MAX_COLUMNS)
 WINDOW = Obj({"start": SECONDS, "duration": SECONDS})
 WARNINGS = ListOf(Str(500), 16)
 
@@ -357,10 +363,6 @@ CLIENT_MESSAGES = {k: v for k, v in MESSAGES.items() if v.SENDER == "client"}
 SERVER_MESSAGES = {k: v for k, v in MESSAGES.items() if v.SENDER == "server"}
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed")
-
-
 def _build(cls: type[Message], obj: dict, request: str, re: int | None) -> Message:
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -386,7 +388,8 @@ def parse_text(text: str, *, sender: str | None = None, max_bytes: int = MAX_TEX
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ProtocolError("too_large", f"a control message may have at most {max_bytes} bytes")
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        # NaN and Infinity parse (as 1e400 does), so that the field's check refuses them with the request's id
+        obj = json.loads(text)
     except (ValueError, RecursionError) as err:
         raise ProtocolError("bad_message", f"not valid JSON: {str(err)[:100]}") from None
     if not isinstance(obj, dict):
@@ -436,6 +439,8 @@ def peaks_to_bytes(peaks) -> bytes:
 
 def peaks_from_bytes(data: bytes, columns: int) -> tuple[list[float], list[float]]:
     """The PEAKS payload → (minima, maxima), each ``columns`` floats."""
+    if not isinstance(columns, int) or isinstance(columns, bool) or not 0 <= columns <= MAX_COLUMNS:
+        raise ProtocolError("bad_binary", f"peaks have 0..{MAX_COLUMNS} columns")
     if not isinstance(data, (bytes, bytearray)) or len(data) != 8 * columns:
         raise ProtocolError("bad_binary", f"peaks of {columns} columns are {8 * columns} bytes")
     flat = struct.unpack(f"<{2 * columns}f", data)

@@ -14,6 +14,7 @@ import importlib
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -28,7 +29,7 @@ import protocol
 from musicoder import audio, reconstruct
 from musicoder.errors import InputError
 
-from . import __version__
+from . import __version__, access
 from .config import Settings
 from .pool import ProcessPool, WorkerPool
 from .session import Session
@@ -37,6 +38,9 @@ log = logging.getLogger("musicoder.server")
 
 # the biggest frame websockets accepts; protocol limits inside it give error frames
 MAX_FRAME_BYTES = 2 * protocol.frames.MAX_CHUNK_BYTES
+# frames read ahead per connection before reading pauses (websockets' default is 16): with
+# 200 clients uploading at once, what waits in memory stays a few chunks each
+MAX_QUEUED_FRAMES = 4
 
 
 def _rss(pid: int | str = "self") -> tuple[int, int]:
@@ -71,6 +75,7 @@ class App:
                                    max_window_seconds=settings.max_window_seconds)
         self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
         self._exemplars: dict[str, tuple[str, bytes]] = {}
+        self.gate = access.Gate(settings)
         self.server = None
 
     # ---- shared services ----------------------------------------------------------------
@@ -143,7 +148,7 @@ class App:
             return Response(status.value, status.phrase, headers, body)
         if "upgrade" not in request.headers.get("Connection", "").lower():
             return connection.respond(http.HTTPStatus.NOT_FOUND, "MusiCoder: connect with WebSocket, or GET /healthz\n")
-        return None
+        return self.gate.admit(connection, request)  # the token and the per-address cap (/healthz is open)
 
     async def handler(self, ws: ServerConnection) -> None:
         session = Session(self, ws)
@@ -255,6 +260,7 @@ async def serve_forever(settings: Settings, stop: asyncio.Future | None = None) 
     stop = stop or loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+    tls = access.tls_context(settings)  # a bad certificate stops us before the workers start
     lock = _lock_data_dir(settings)
     app = App(settings)
     removed = app.sweep(None)
@@ -263,13 +269,15 @@ async def serve_forever(settings: Settings, stop: asyncio.Future | None = None) 
     sweeper = asyncio.create_task(app.sweeper())
     try:
         async with serve(app.handler, settings.host, settings.port, process_request=app.process_request,
-                         max_size=MAX_FRAME_BYTES, compression=None, ping_interval=20, ping_timeout=20,
-                         close_timeout=5, server_header=f"musicoder-server/{__version__}") as server:
+                         origins=access.origins(settings), ssl=tls,
+                         max_size=MAX_FRAME_BYTES, max_queue=MAX_QUEUED_FRAMES, compression=None,
+                         ping_interval=20, ping_timeout=20, close_timeout=5, server_header=f"musicoder-server/{__version__}") as server:
             app.server = server
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                log.info("listening on ws://%s:%d (workers %d, models %s, data %s)", host, port, settings.workers,
-                         settings.models, os.path.abspath(settings.data_dir))
+                log.info("listening on %s://%s:%d (workers %d, models %s, data %s)", "wss" if tls else "ws", host,
+                         port, settings.workers, settings.models, os.path.abspath(settings.data_dir))
+            access.warn_if_exposed(settings, [sock.getsockname()[0] for sock in server.sockets])
             await stop
             await app.shutdown()
     finally:
@@ -279,6 +287,21 @@ async def serve_forever(settings: Settings, stop: asyncio.Future | None = None) 
         lock.close()
 
 
+def _raise_fd_limit(max_clients: int) -> None:
+    """Each client holds a socket, and a file while it uploads; ffmpeg and the workers add
+    pipes. The usual soft limit (1024) is lifted to the hard one: past it, accept() and
+    open() fail (EMFILE) and clients get timeouts and internal errors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    need = 2 * max_clients + 64
+    if soft != resource.RLIM_INFINITY and soft < need:
+        log.warning("only %d open files allowed: %d clients need about %d (raise LimitNOFILE / ulimit -n)",
+                    soft, max_clients, need)
+
+
 def run(settings: Settings) -> int:
     from .worker import tune_malloc
 
@@ -286,6 +309,7 @@ def run(settings: Settings) -> int:
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    _raise_fd_limit(settings.max_clients)
     try:
         asyncio.run(serve_forever(settings))
     except OSError as err:

@@ -20,6 +20,12 @@ class Settings:
     workers: int = 2  # conversions at once (worker threads, all processes together)
     processes: int = 1  # worker processes sharing them (each loads TensorFlow and the models: ~1 GB)
     max_clients: int = 64  # connections at once
+    max_connections_per_ip: int = 0  # connections at once from one client address (0: no cap)
+    token: str = dataclasses.field(default="", repr=False)  # clients send "Authorization: Bearer TOKEN"; "": none
+    token_file: str = ""  # a file holding the token: keeps it out of `ps` and the environment
+    allowed_origin: tuple[str, ...] = ()  # browser Origins allowed (repeatable; env: comma-separated); (): any
+    certfile: str = ""  # TLS certificate chain (PEM): serve wss:// (and https://.../healthz)
+    keyfile: str = ""  # its private key (PEM), unless certfile holds it
     max_upload_mb: float = 200.0  # one upload, MiB
     max_track_seconds: float = 1800.0  # a track's duration
     max_window_seconds: float = 60.0  # a clip window's duration
@@ -58,12 +64,22 @@ _HELP = {
     "processes": "worker processes they run in (default 1: TensorFlow and the models loaded once)",
     "max_clients": "connections at once (default 64)",
     "max_upload_mb": "largest upload in MiB (default 200)",
+    "max_connections_per_ip": "connections at once from one client address; more get HTTP 429 (default 0: no cap)",
+    "token": "shared secret clients must send (Authorization: Bearer TOKEN); prefer MUSICODER_TOKEN or "
+             "--token-file, which `ps` does not show (default: none)",
+    "token_file": "file holding the token (default: none)",
+    "allowed_origin": "a browser Origin allowed, e.g. https://app.example.org (repeatable; default: any); "
+                      "clients that send no Origin (scripts, the CLI, the GUI) are always allowed",
+    "certfile": "TLS certificate chain, PEM: serve wss:// (default: none, plain ws://)",
+    "keyfile": "TLS private key, PEM (default: in --certfile)",
     "models": "texture model module (default models; tests.passthrough_models: identity, for the tests)",
 }
 
 
 def _convert(field: dataclasses.Field, raw: str):
     kind = type(field.default)
+    if kind is tuple:  # a list in one variable: comma-separated
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     return kind(raw)
 
 
@@ -75,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TCP port (the original's `server.py [port]`)")
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-")
-        p.add_argument(flag, dest=f.name, type=type(f.default), default=None,
-                       help=_HELP.get(f.name, f"(default {f.default})"))
+        repeatable = isinstance(f.default, tuple)
+        p.add_argument(flag, dest=f.name, type=str if repeatable else type(f.default), default=None,
+                       action="append" if repeatable else "store", help=_HELP.get(f.name, f"(default {f.default})"))
     return p
 
 
@@ -95,7 +112,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
                                  f"{type(f.default).__name__}")
         flag = getattr(args, f.name)
         if flag is not None:
-            values[f.name] = flag
+            values[f.name] = tuple(flag) if isinstance(flag, list) else flag
     if args.port_positional is not None and args.port is None:
         values["port"] = args.port_positional
     settings = Settings(**values)
@@ -104,4 +121,24 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
             raise SystemExit(f"musicoder-server: error: {name} must be at least 1")
     if not 0 <= settings.port <= 65535:
         raise SystemExit("musicoder-server: error: port must be 0..65535")
+    if settings.max_connections_per_ip < 0:
+        raise SystemExit("musicoder-server: error: max_connections_per_ip must be 0 (no cap) or more")
+    if settings.keyfile and not settings.certfile:
+        raise SystemExit("musicoder-server: error: keyfile needs certfile")
+    if settings.token_file:
+        settings = dataclasses.replace(settings, token=_read_token(settings))
     return settings
+
+
+def _read_token(settings: Settings) -> str:
+    if settings.token:
+        raise SystemExit("musicoder-server: error: give token or token_file, not both")
+    try:
+        with open(settings.token_file) as f:
+            token = f.read().strip()
+    except OSError as err:
+        raise SystemExit(f"musicoder-server: error: cannot read the token file {settings.token_file}: "
+                         f"{err.strerror or err}")
+    if not token:
+        raise SystemExit(f"musicoder-server: error: the token file {settings.token_file} is empty")
+    return token

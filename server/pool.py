@@ -93,7 +93,7 @@ class JobHandle:
         self.done = False
         self.cancel_requested = False
         self.submitted = time.monotonic()
-        self.seconds = len(spec.samples) / 44100.0  # of audio: what the job's memory grows with
+        self.seconds = spec.seconds  # of audio: what the job's memory grows with
         self.started: float | None = None
         self.position = 0  # 0: running; n: n-th in the queue
         self.eta = 0.0  # seconds until the result, estimated

@@ -12,6 +12,8 @@ events, so that cancel and other requests are served while they run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import math
 import os
@@ -21,7 +23,6 @@ import uuid
 from typing import TYPE_CHECKING
 
 import aiofiles
-import numpy as np
 from websockets.exceptions import ConnectionClosed
 
 import protocol
@@ -37,6 +38,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger("musicoder.server")
 PEAK_COLUMNS = 800
 PROGRESS_STEP = 1024 * 1024  # upload progress every MiB (and at 0 and at the end)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file size limit
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _move(src: str, dst: str) -> None:
+    """os.replace, or a copy where data/temp is another file system (a tmpfs): either
+    way src is gone after, and dst is whole or absent."""
+    try:
+        os.replace(src, dst)
+        return
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            _remove(src)
+            raise
+    try:
+        shutil.copyfile(src, dst)
+    except BaseException:
+        _remove(dst)
+        raise
+    finally:
+        _remove(src)
 
 
 class SessionLog(logging.LoggerAdapter):
@@ -90,6 +116,7 @@ class Session:
         self.jobs: dict[int, pool_mod.JobHandle] = {}
         self.tasks: set[asyncio.Task] = set()
         self.cancel_requests: dict[int, int] = {}
+        self.snapshots = 0  # window snapshots made, for their names
         self.closed = False
         self.shutting_down = False
 
@@ -133,7 +160,10 @@ class Session:
                 re, request = msg.id, msg.TYPE
                 await self.dispatch(msg)
             else:
-                await self.on_chunk(protocol.parse_binary(data))
+                frame = protocol.parse_binary(data)
+                if self.upload is not None and frame.ref == self.upload.id:
+                    re, request = frame.ref, "upload"  # what goes wrong with a chunk answers its upload
+                await self.on_chunk(frame)
         except protocol.ProtocolError as err:
             if err.code == "bad_binary" and self.upload is not None:
                 await self._abort_upload()
@@ -142,7 +172,12 @@ class Session:
             await self.error(err.code, err.message, re, request)
         except ConnectionClosed:
             raise
-        except Exception:
+        except Exception as err:
+            if isinstance(err, OSError) and err.errno in DISK_FULL:
+                self.log.warning("disk full handling %s: %s", request or "a binary frame", err)
+                await self.error("disk_full", "The server's disk is full: nothing of this request was kept; "
+                                              "try again later.", re, request)
+                return
             self.log.exception("internal error handling %s", request or "a binary frame")
             await self.error("internal", "The server failed on this request; the session goes on.", re, request)
 
@@ -222,11 +257,9 @@ class Session:
             return
         self._reject(up.id)
         if up.file is not None:
-            await up.file.close()
-        try:
-            os.remove(up.path)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):  # its last bytes may not fit on a full disk: dropped anyway
+                await up.file.close()
+        _remove(up.path)
         self.log.info("upload %d abandoned at %d of %d bytes", up.id, up.received, up.size)
 
     async def on_chunk(self, frame: protocol.BinaryFrame) -> None:
@@ -243,7 +276,11 @@ class Session:
         if up.received + len(frame.payload) > up.size:
             await self._abort_upload()
             raise InputError("too_large", f"More than the {up.size} bytes announced came; the upload is dropped.")
-        await up.file.write(frame.payload)
+        try:
+            await up.file.write(frame.payload)
+        except OSError:  # a full disk: no partial file left, the rest of its chunks dropped
+            await self._abort_upload()
+            raise
         up.received += len(frame.payload)
         up.next_seq += 1
         if up.received >= up.next_report or up.received == up.size:
@@ -255,22 +292,27 @@ class Session:
         if up is None or up.id != msg.upload:
             raise protocol.ProtocolError("not_ready", f"No upload {msg.upload} is in progress.")
         self.upload = None
-        await up.file.close()
+        try:
+            await up.file.close()
+        except OSError:
+            _remove(up.path)
+            raise
         up.file = None
         if up.received != up.size:
             os.remove(up.path)
             raise InputError("truncated", f"{up.received} of the {up.size} bytes announced came; send the file again.")
         os.makedirs(self.receive_dir, exist_ok=True)
         path = os.path.join(self.receive_dir, "upload")
-        os.replace(up.path, path)
+        await asyncio.to_thread(_move, up.path, path)
         self.track = None
+        window_path = os.path.join(self.temp_dir, "window.f32")
         try:
             clip = await self.app.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS)
-        except InputError:
+            await self._keep_window(clip, window_path)
+        except (InputError, OSError):
             os.remove(path)
             raise
-        self.track = _Track(path, up.name, os.path.join(self.temp_dir, "window.f32"))
-        await self._keep_window(clip)
+        self.track = _Track(path, up.name, window_path)
         info = clip.source
         duration = info.duration if math.isfinite(info.duration) else clip.start + clip.duration
         self.log.info("track %r: %.2f s, %s, %d Hz, %d ch", up.name, duration, info.codec, info.sample_rate,
@@ -285,19 +327,45 @@ class Session:
         if self.track is None:
             raise protocol.ProtocolError("not_ready", "Upload a track before choosing a window.")
         clip = await self.app.decode(self.track.path, msg.start, msg.duration)
-        await self._keep_window(clip)
+        await self._keep_window(clip, self.track.window_path)
         self.log.info("window %.2f s + %.2f s", clip.start, clip.duration)
         await self.send(protocol.Window(re=msg.id, start=clip.start, duration=clip.duration, peaks=PEAK_COLUMNS,
                                         warnings=list(clip.warnings)))
         await self.send_blob(protocol.Kind.PEAKS, msg.id, self.app.peaks(clip.samples, PEAK_COLUMNS))
 
-    async def _keep_window(self, clip: audio.Clip) -> None:
-        """The window's samples to disk (float32, little-endian), for the next convert."""
+    async def _keep_window(self, clip: audio.Clip, path: str) -> None:
+        """The window's samples to disk (float32, little-endian), for the next convert:
+        written aside, then renamed over the last one, so that a failed write (a full
+        disk) leaves the last window whole and no partial file, and a job's snapshot (a
+        hard link, :meth:`_snapshot_window`) is never rewritten."""
         def write() -> None:
             os.makedirs(self.temp_dir, exist_ok=True)
-            clip.samples.astype("<f4").tofile(self.track.window_path)
+            part = path + ".part"
+            try:
+                with open(part, "wb") as f:  # (numpy's tofile loses the errno of a full disk)
+                    f.write(clip.samples.astype("<f4").tobytes())
+                os.replace(part, path)
+            except BaseException:
+                _remove(part)
+                raise
 
         await asyncio.to_thread(write)
+
+    def _snapshot_window(self) -> str:
+        """The current window for one job, as a hard link (a copy where links fail): the
+        job converts the window of the moment it was asked for, and waits in the queue
+        on disk, not in the server's memory (32 queued 60 s windows would be 340 MB)."""
+        self.snapshots += 1
+        path = os.path.abspath(os.path.join(self.temp_dir, f"job-{self.snapshots}.f32"))  # the worker's cwd may differ
+        try:
+            os.link(self.track.window_path, path)
+        except OSError:
+            try:
+                shutil.copyfile(self.track.window_path, path)
+            except BaseException:
+                _remove(path)
+                raise
+        return path
 
     async def on_preview(self, msg: protocol.Preview) -> None:
         texture = self.app.texture(msg.texture)
@@ -320,13 +388,14 @@ class Session:
         if len(self.jobs) >= limit:
             raise InputError("busy", f"This session already has {len(self.jobs)} conversion(s) under way "
                                      f"(the limit is {limit}); wait for one or cancel it.")
-        samples = await asyncio.to_thread(np.fromfile, self.track.window_path, dtype="<f4")
-        spec = JobSpec(samples=samples, texture=texture.name, quality=quality.name,
-                       format=msg.format, normalize=msg.normalize,
+        window = await asyncio.to_thread(self._snapshot_window)
+        spec = JobSpec(window_path=window, seconds=os.path.getsize(window) / 4 / audio.SAMPLE_RATE,
+                       texture=texture.name, quality=quality.name, format=msg.format, normalize=msg.normalize,
                        title=f"{self.track.name} · {texture.label} · {quality.label}", peaks_columns=PEAK_COLUMNS)
         try:
             handle = self.app.pool.submit(spec)
         except pool_mod.PoolBusy as busy:
+            _remove(window)
             self.log.info("busy: %d queued", busy.queued)
             await self.send(protocol.Error(re=msg.id, request=msg.TYPE, code="busy", message=str(busy),
                                            queue=busy.queued))
@@ -388,6 +457,7 @@ class Session:
                 pass
         finally:
             self.jobs.pop(handle.id, None)
+            _remove(handle.spec.window_path)
 
     async def on_cancel(self, msg: protocol.Cancel) -> None:
         handle = self.jobs.get(msg.job)

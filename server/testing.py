@@ -5,7 +5,8 @@ loopback server.
         srv.url, srv.health(), srv.kill9(), srv.terminate()
 
 It listens on 127.0.0.1 with a port the OS picks (read from its log), and is always
-stopped on exit (SIGTERM, then SIGKILL of it and its workers).
+stopped on exit (SIGTERM, then SIGKILL of it and its workers). Given --certfile it
+serves wss:// and https://.../healthz: pass ``cafile`` to trust its certificate.
 """
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LISTENING = re.compile(r"listening on ws://[^:]+:(\d+)")
+_LISTENING = re.compile(r"listening on (wss?)://[^:]+:(\d+)")
 
 
 class ServerProcess:
     def __init__(self, data_dir: str, *args: str, models: str = "models", workers: int = 2,
-                 ready_timeout: float = 90.0, log_path: str | None = None, env: dict | None = None):
+                 ready_timeout: float = 90.0, log_path: str | None = None, env: dict | None = None,
+                 cafile: str | None = None):
         self.data_dir = str(data_dir)
         self.args = ["--host", "127.0.0.1", "--port", "0", "--data-dir", self.data_dir, "--models", models,
                      "--workers", str(workers), *args]
@@ -32,15 +35,17 @@ class ServerProcess:
         self.ready_timeout = ready_timeout
         self.log_path = log_path or os.path.join(self.data_dir, "server.log")
         self.env = env
+        self.cafile = cafile
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self.scheme = "ws"  # wss when it serves TLS
         self._log = None
         self._log_start = 0
         self.worker_pids: list[int] = []
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, wait_workers: bool = True) -> "ServerProcess":
         os.makedirs(self.data_dir, exist_ok=True)
@@ -58,7 +63,7 @@ class ServerProcess:
                 raise RuntimeError(f"server did not start:\n{self.log()[-3000:]}")
             m = _LISTENING.search(self.log())
             if m:
-                self.port = int(m[1])
+                self.scheme, self.port = m[1], int(m[2])
             else:
                 time.sleep(0.05)
         while wait_workers:
@@ -81,7 +86,10 @@ class ServerProcess:
             return ""
 
     def health(self, timeout: float = 5.0) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=timeout) as r:
+        tls = self.scheme == "wss"
+        context = ssl.create_default_context(cafile=self.cafile) if tls else None
+        with urllib.request.urlopen(f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/healthz", timeout=timeout,
+                                    context=context) as r:
             return json.loads(r.read())
 
     def wait_health(self, predicate, timeout: float = 30.0) -> dict:

@@ -1,5 +1,5 @@
 """Limits over loopback: upload size, track length, queue and per-session jobs,
-connections, idle timeout — against one server with small limits."""
+connections — against one server with small limits (idle timeouts: test_faults.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -75,19 +75,3 @@ def test_busy_queue_and_session_share_and_too_many_clients(small):
         wait_clean(small)
 
     run(main(), timeout=240)
-
-
-def test_idle_timeout_closes_the_connection(small):
-    async def main():
-        async with Raw(small.url) as r:
-            await r.hello()
-            await r.upload(wav_bytes(2.0))
-            await r.expect("track")
-            assert session_dirs(small)
-            msg = await r.expect("error", timeout=15)
-            assert msg.code == "idle_timeout"
-            with pytest.raises(ConnectionClosed):
-                await r.recv(timeout=10)
-        wait_clean(small)
-
-    run(main())
