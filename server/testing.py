@@ -138,7 +138,11 @@ class ServerProcess:
             self._log = None
 
     def __enter__(self) -> "ServerProcess":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # a server that failed to start leaves no process behind
+            self.stop()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -48,23 +48,17 @@ def tls_files(tmp_path_factory):
 def guarded(tmp_path_factory, tls_files):
     """TLS, a token (from the environment, as a deployment keeps it out of `ps`) and one allowed Origin."""
     ca, cert, key = tls_files
-    server = ServerProcess(tmp_path_factory.mktemp("guarded"), "--certfile", cert, "--keyfile", key,
-                           "--allowed-origin", GOOD_ORIGIN, workers=1, models=PLUMBING,
-                           env={"MUSICODER_TOKEN": TOKEN}, cafile=ca)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with ServerProcess(tmp_path_factory.mktemp("guarded"), "--certfile", cert, "--keyfile", key,
+                       "--allowed-origin", GOOD_ORIGIN, workers=1, models=PLUMBING,
+                       env={"MUSICODER_TOKEN": TOKEN}, cafile=ca) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("capped"), "--max-connections-per-ip", "2", workers=1,
-                           models=PLUMBING)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with ServerProcess(tmp_path_factory.mktemp("capped"), "--max-connections-per-ip", "2", workers=1,
+                       models=PLUMBING) as server:
+        yield server
 
 
 async def convert_flow(c: client.Client) -> None:

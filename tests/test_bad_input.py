@@ -96,12 +96,9 @@ def check_sane(data: bytes | str, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("srv"), models=PLUMBING)
-    try:
-        yield server.start()
+    with ServerProcess(tmp_path_factory.mktemp("srv"), models=PLUMBING) as server:
+        yield server
         assert "Traceback" not in server.log()
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("name, code", REFUSED)

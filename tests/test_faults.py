@@ -32,11 +32,8 @@ DISCONNECTS = int(os.environ.get("MUSICODER_FAULT_DISCONNECTS", "300"))  # pytho
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("faults"), "--idle-timeout", "4", models=PLUMBING)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with ServerProcess(tmp_path_factory.mktemp("faults"), "--idle-timeout", "4", models=PLUMBING) as server:
+        yield server
 
 
 def assert_healthy(server: ServerProcess, workers: int = 2) -> dict:

@@ -58,11 +58,8 @@ def wav_bytes(seconds: float, rate: int = 44100) -> bytes:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("srv"), "--cancel-grace", "3", models=PLUMBING)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with ServerProcess(tmp_path_factory.mktemp("srv"), "--cancel-grace", "3", models=PLUMBING) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

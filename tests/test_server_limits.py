@@ -18,14 +18,11 @@ from .test_server import Raw, run, session_dirs, wait_clean, wav_bytes
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("small"), "--queue", "1", "--jobs-per-session", "1",
-                           "--max-clients", "3", "--max-upload-mb", "1", "--max-track-seconds", "20",
-                           "--idle-timeout", "4", workers=1, models=PLUMBING,
-                           env={"MUSICODER_PASSTHROUGH_FAIL": "future"})
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with ServerProcess(tmp_path_factory.mktemp("small"), "--queue", "1", "--jobs-per-session", "1",
+                       "--max-clients", "3", "--max-upload-mb", "1", "--max-track-seconds", "20",
+                       "--idle-timeout", "4", workers=1, models=PLUMBING,
+                       env={"MUSICODER_PASSTHROUGH_FAIL": "future"}) as server:
+        yield server
 
 
 def test_upload_and_track_limits(small):
