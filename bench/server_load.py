@@ -29,12 +29,15 @@ import json
 import multiprocessing
 import os
 import random
-import resource
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+
+from server.app import raise_open_files_limit
+from server.app import rss as process_rss
+from server.testing import session_files
 
 DEMO_CLIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "demo.ogg")
 PING_TARGET_S = 0.100
@@ -52,25 +55,7 @@ def _percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def _raise_fd_limit() -> None:
-    """N client sockets need more than the usual soft limit of 1024 descriptors."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 # ---- the server's memory ----------------------------------------------------------------------
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
 
 def _cmdline(pid: int) -> bytes | None:
     try:
@@ -121,7 +106,7 @@ class Sampler(threading.Thread):
         last_health = 0.0
         while not self.stop.is_set():
             if self.pid is not None:
-                rss = [_rss(p) for p in _process_tree(self.pid)]
+                rss = [process_rss(p)[0] for p in _process_tree(self.pid)]
                 if sum(rss) > self.peak_rss:
                     self.peak_rss, self.peak_parts = sum(rss), rss
             if time.monotonic() - last_health >= 0.25:
@@ -137,7 +122,7 @@ class Sampler(threading.Thread):
 # ---- idle connections that ping, in their own process -------------------------------------------
 
 def _ping_process(url: str, count: int, opened, stop, results) -> None:
-    _raise_fd_limit()
+    raise_open_files_limit()  # N client sockets need more than the usual 1024
     asyncio.run(_ping_idle(url, count, opened, stop, results))
 
 
@@ -217,26 +202,15 @@ async def _load(url: str, flows: int, quality: str) -> dict:
     return {"outcomes": outcomes, "wall": time.perf_counter() - t0}
 
 
-def _session_files(data_dir: str) -> list[str]:
-    out = []
-    for top in ("receive", "temp"):
-        folder = os.path.join(data_dir, top)
-        if os.path.isdir(folder):
-            for root, dirs, files in os.walk(folder):
-                out += [os.path.join(root, f) for f in files if not f.startswith(".")]
-                out += [os.path.join(root, d) for d in dirs]
-    return out
-
-
 def _files_left(data_dir: str | None, sampler: Sampler, timeout: float = 20.0) -> int | None:
     """Session files still in data/ once every session has ended (None: data dir unknown)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         h = sampler.health()
-        if h is not None and h["sessions"] == 0 and (data_dir is None or not _session_files(data_dir)):
+        if h is not None and h["sessions"] == 0 and (data_dir is None or not session_files(data_dir, folders=True)):
             break
         time.sleep(0.1)
-    return None if data_dir is None else len(_session_files(data_dir))
+    return None if data_dir is None else len(session_files(data_dir, folders=True))
 
 
 def measure(url: str, connections: int, flows: int, quality: str, pid: int | None, data_dir: str | None) -> dict:
@@ -338,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not 1 <= a.flows < a.connections:
         ap.error("need 1 <= flows < connections (the rest stay idle and measure ping)")
-    _raise_fd_limit()
+    raise_open_files_limit()  # N client sockets need more than the usual 1024
     if a.url:
         result = measure(a.url, a.connections, a.flows, a.quality, None, a.data_dir)
     else:

@@ -11,10 +11,15 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
+
+# TensorFlow's C++ start-up lines would litter the CLI's stderr and the server's log;
+# set before any import of it (this package and its modules are where it is imported)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
 WEIGHTS_DIR = HERE / "weights"

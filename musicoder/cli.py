@@ -111,7 +111,6 @@ def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
     if texture is not None:
         import models
 
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up lines would litter stderr
         transform = models.load(texture).transform
     for note in clip.warnings:
         print(f"musicoder: warning: {note}", file=sys.stderr)

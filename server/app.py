@@ -27,7 +27,6 @@ from websockets.http11 import Request, Response
 
 import protocol
 from musicoder import audio, reconstruct
-from musicoder.errors import InputError
 
 from . import __version__, access
 from .config import Settings
@@ -43,7 +42,7 @@ MAX_FRAME_BYTES = 2 * protocol.frames.MAX_CHUNK_BYTES
 MAX_QUEUED_FRAMES = 4
 
 
-def _rss(pid: int | str = "self") -> tuple[int, int]:
+def rss(pid: int | str = "self") -> tuple[int, int]:
     """(current, peak) resident set size in bytes of a process, 0 if unreadable."""
     cur = peak = 0
     try:
@@ -122,8 +121,8 @@ class App:
 
     def health(self) -> dict:
         stats = self.pool.stats()
-        server_rss, server_peak = _rss()
-        workers = {pid: _rss(pid) for pid in stats.get("worker_pids", [])}
+        server_rss, server_peak = rss()
+        workers = {pid: rss(pid) for pid in stats.get("worker_pids", [])}
         return {
             "status": "stopping" if self.shutting_down else "ok",
             "version": __version__,
@@ -287,15 +286,20 @@ async def serve_forever(settings: Settings, stop: asyncio.Future | None = None) 
         lock.close()
 
 
-def _raise_fd_limit(max_clients: int) -> None:
-    """Each client holds a socket, and a file while it uploads; ffmpeg and the workers add
-    pipes. The usual soft limit (1024) is lifted to the hard one: past it, accept() and
-    open() fail (EMFILE) and clients get timeouts and internal errors."""
+def raise_open_files_limit() -> int:
+    """Lift this process's soft limit of open files (usually 1024) to the hard one; returns
+    the soft limit now in force. Each client holds a socket, and a file while it uploads;
+    past the limit, accept() and open() fail (EMFILE) and clients get timeouts."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
+    return soft
+
+
+def _check_open_files_limit(max_clients: int) -> None:
+    soft = raise_open_files_limit()
     need = 2 * max_clients + 64
     if soft != resource.RLIM_INFINITY and soft < need:
         log.warning("only %d open files allowed: %d clients need about %d (raise LimitNOFILE / ulimit -n)",
@@ -309,7 +313,7 @@ def run(settings: Settings) -> int:
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    _raise_fd_limit(settings.max_clients)
+    _check_open_files_limit(settings.max_clients)
     try:
         asyncio.run(serve_forever(settings))
     except OSError as err:

@@ -46,6 +46,15 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
+def _copy_whole(src: str, dst: str) -> None:
+    """dst becomes a copy of src, whole or absent (a full disk leaves no partial copy)."""
+    try:
+        shutil.copyfile(src, dst)
+    except BaseException:
+        _remove(dst)
+        raise
+
+
 def _move(src: str, dst: str) -> None:
     """os.replace, or a copy where data/temp is another file system (a tmpfs): either
     way src is gone after, and dst is whole or absent."""
@@ -57,10 +66,7 @@ def _move(src: str, dst: str) -> None:
             _remove(src)
             raise
     try:
-        shutil.copyfile(src, dst)
-    except BaseException:
-        _remove(dst)
-        raise
+        _copy_whole(src, dst)
     finally:
         _remove(src)
 
@@ -360,11 +366,7 @@ class Session:
         try:
             os.link(self.track.window_path, path)
         except OSError:
-            try:
-                shutil.copyfile(self.track.window_path, path)
-            except BaseException:
-                _remove(path)
-                raise
+            _copy_whole(self.track.window_path, path)
         return path
 
     async def on_preview(self, msg: protocol.Preview) -> None:

@@ -24,6 +24,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LISTENING = re.compile(r"listening on (wss?)://[^:]+:(\d+)")
 
 
+def session_files(data_dir: str | os.PathLike, folders: bool = False) -> list[str]:
+    """Every session file (and, with folders, folder) under data/receive and data/temp:
+    what a server must not leave behind. Dot-files (the data directory's lock) aside."""
+    out = []
+    for top in ("receive", "temp"):
+        for root, dirs, names in os.walk(os.path.join(data_dir, top)):
+            out += [os.path.join(root, n) for n in names if not n.startswith(".")]
+            out += [os.path.join(root, d) for d in dirs] if folders else []
+    return out
+
+
 class ServerProcess:
     def __init__(self, data_dir: str, *args: str, models: str = "models", workers: int = 2,
                  ready_timeout: float = 90.0, log_path: str | None = None, env: dict | None = None,

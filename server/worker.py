@@ -57,7 +57,6 @@ def _limit_threads(threads: int) -> None:
                 "TF_NUM_INTRAOP_THREADS"):
         os.environ[var] = str(threads)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def tune_malloc() -> None:

@@ -22,9 +22,10 @@ from websockets.frames import Frame, Opcode
 import client
 import protocol
 from bench import disconnects
-from server.testing import ServerProcess
+from server.testing import ServerProcess, session_files
 
 from .test_server import Raw, run, session_dirs, wait_clean, wav_bytes
+from .test_server_lifecycle import _gone, _wait
 
 PLUMBING = "tests.passthrough_models"
 DISCONNECTS = int(os.environ.get("MUSICODER_FAULT_DISCONNECTS", "300"))  # python -m bench.disconnects: 1000
@@ -153,27 +154,13 @@ def test_sigterm_mid_job_ends_each_job_clearly_closes_every_client_cleans_and_ex
         run(main())
         assert server.proc.wait(timeout=30) == 0
         assert not session_dirs(server)
-        deadline = time.monotonic() + 10
-        while any(os.path.exists(f"/proc/{p}") and "State:\tZ" not in open(f"/proc/{p}/status").read()
-                  for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [p for p in pids if os.path.exists(f"/proc/{p}")
-                    and "State:\tZ" not in open(f"/proc/{p}/status").read()], "a worker outlived the server"
+        assert _wait(lambda: all(_gone(p) for p in pids), 10), "a worker outlived the server"
         assert "Traceback" not in server.log()
     finally:
         server.stop()
 
 
 # ---- a full disk under data/temp ----------------------------------------------------------------
-
-def _files(server: ServerProcess) -> list[str]:
-    """Every session file on disk (folders aside)."""
-    out = []
-    for top in ("receive", "temp"):
-        for root, _, names in os.walk(os.path.join(server.data_dir, top)):
-            out += [os.path.join(root, n) for n in names if not n.startswith(".")]
-    return out
-
 
 @pytest.mark.parametrize("how", ["tmpfs", "file-size-limit"])
 def test_a_full_disk_gives_disk_full_keeps_no_partial_file_and_the_session_goes_on(tmp_path, how):
@@ -200,11 +187,11 @@ def test_a_full_disk_gives_disk_full_keeps_no_partial_file_and_the_session_goes_
                 uid = await r.upload(wav_bytes(30.0), end=False, chunk=256 * 1024)  # 2.6 MB
                 e = await r.expect("error")
                 assert (e.code, e.re, e.request) == ("disk_full", uid, "upload"), e
-                assert not _files(server)  # no partial upload
+                assert not session_files(server.data_dir)  # no partial upload
                 uid = await r.upload(wav_bytes(12.0, 8000))  # 190 KB fits; its 10 s window (1.7 MB) does not
                 e = await r.expect("error")
                 assert e.code == "disk_full" and e.request == "upload_end", e
-                assert not _files(server)  # neither the upload nor a partial window
+                assert not session_files(server.data_dir)  # neither the upload nor a partial window
                 await r.error({"type": "clip", "id": r.id(), "start": 0, "duration": 2}, "not_ready")
                 await r.upload(wav_bytes(2.0, 8000))  # its window: 350 KB
                 await r.expect("track")
