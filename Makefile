@@ -1,20 +1,26 @@
 # `make demo` and `make test` work on a fresh machine with only Python 3.11+ and pip:
-# the first run makes .venv and installs the project into it.
+# the first run makes .venv and installs the project into it. The demo installs the
+# runtime alone (no TensorFlow); the tests add the test, train and GUI extras.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: demo test bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime
+	@# train: TensorFlow, for the test that the numpy runtime equals the Keras models
+	$(BIN)/pip install --quiet -e '.[test,train]'
 	@# the desktop client's extras build against ALSA; without its headers the GUI tests skip
 	$(BIN)/pip install --quiet -e '.[gui]' || echo "note: GUI extras not installed (apt-get install libasound2-dev)"
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.runtime
 	mkdir -p out
 	$(BIN)/musicoder convert examples/demo.ogg -o out/demo_water_hifi.wav --texture water --quality hifi \
 		--spectrogram out/demo_water_hifi.png

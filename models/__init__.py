@@ -1,10 +1,12 @@
-"""MusiCoder's texture networks: one small trained Keras model per texture.
+"""MusiCoder's texture networks: one small trained network per texture.
 
     import models
     m = models.load("water")          # ModelError if its weights are missing or corrupt
     log_mag_out = m.transform(log_mag) # (1025, frames) float32 nats -> same shape
 
-TensorFlow is imported only when a model is loaded, so importing this package is cheap.
+Conversions run the networks in numpy (:mod:`models.runtime`, weights ``{texture}.npz``);
+TensorFlow is needed only to train, evaluate against Keras and export (the ``train``
+extra), and nothing on the conversion path imports it.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-# TensorFlow's C++ start-up lines would litter the CLI's stderr and the server's log;
-# set before any import of it (this package and its modules are where it is imported)
+# Training and export import TensorFlow (never a conversion): its C++ start-up lines
+# would litter their logs; set before any import of it
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -78,36 +80,34 @@ def _check_name(name: str) -> str:
 class TextureModel:
     """A loaded texture network. :meth:`transform` is thread-safe and reusable."""
 
-    def __init__(self, name: str, model, meta: dict):
-        import tensorflow as tf
-
+    def __init__(self, name: str, weights: dict[str, np.ndarray], meta: dict):
         from . import network
 
         self.name = name
         self.meta = meta
-        self._model = model
-        params = meta["architecture"]["params"]
-        self._noise_channels = int(params["noise_channels"])
-        self._noise_seed = int(params["noise_seed"])
-        self._fn = tf.function(lambda x, z: model([x, z], training=False), reduce_retracing=True,
-                               input_signature=[tf.TensorSpec([1, None, network_bins()], tf.float32),
-                                                tf.TensorSpec([1, None, self._noise_channels], tf.float32)])
-        self._network = network
+        self.params = {**network.DEFAULT_PARAMS, **meta["architecture"]["params"]}
+        self._weights = weights
 
-    def transform(self, log_mag: np.ndarray) -> np.ndarray:
+    def transform(self, log_mag: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
         """(N_BINS, frames) float32 natural-log magnitude → the textured one, same shape.
 
         Deterministic: the network's noise input is seeded (same input, same output).
+        Runs in chunks of ``chunk_frames`` (default ``runtime.CHUNK_FRAMES``) with the
+        network's context around each, so the output does not depend on the chunking
+        and memory does not grow with the clip.
         """
+        from . import network, runtime
+
         log_mag = np.asarray(log_mag, dtype=np.float32)
         if log_mag.ndim != 2 or log_mag.shape[0] != network_bins():
             raise ValueError(f"expected a ({network_bins()}, frames) log-magnitude, got {log_mag.shape}")
         frames = log_mag.shape[1]
         if frames == 0:
             return log_mag.copy()
-        z = self._network.noise(frames, self._noise_channels, self._noise_seed)
-        y = self._fn(np.ascontiguousarray(log_mag.T)[None], z[None]).numpy()[0]
-        return np.ascontiguousarray(y.T, dtype=np.float32)
+        z = network.noise(frames, int(self.params["noise_channels"]), int(self.params["noise_seed"]))
+        y = runtime.forward_chunked(self._weights, self.params, np.ascontiguousarray(log_mag.T), z,
+                                    chunk_frames or runtime.CHUNK_FRAMES)
+        return np.ascontiguousarray(y.T)
 
 
 def network_bins() -> int:
@@ -139,12 +139,14 @@ def load(name: str, weights_dir: str | Path | None = None) -> TextureModel:
 def _load(name: str, folder: Path) -> TextureModel:
     from musicoder import spectral
 
+    from . import network
+
     meta_path = folder / f"{name}.json"
-    weights_path = folder / f"{name}.weights.h5"
+    weights_path = folder / f"{name}.npz"
     for p in (meta_path, weights_path):
         if not p.is_file():
-            raise ModelError(f"{p}: the {name} texture model file is missing (train it with "
-                             f"python -m models.train --texture {name} --data DIR)")
+            raise ModelError(f"{p}: the {name} texture model file is missing (train it with python -m "
+                             f"models.train --texture {name} --data DIR, then python -m models.export)")
     try:
         meta = json.loads(meta_path.read_text())
         arch = meta["architecture"]
@@ -155,17 +157,37 @@ def _load(name: str, folder: Path) -> TextureModel:
     for k, v in expected.items():
         if meta.get(k) != v:
             raise ModelError(f"{meta_path}: {k} is {meta.get(k)!r}, this version of MusiCoder needs {v!r}")
-    from . import network
-
     if arch.get("name") != network.ARCHITECTURE or arch.get("version") != network.ARCH_VERSION:
         raise ModelError(f"{meta_path}: architecture {arch.get('name')!r} v{arch.get('version')} is not "
                          f"{network.ARCHITECTURE!r} v{network.ARCH_VERSION}")
     try:
-        model = network.build(arch.get("params"))
-    except Exception as e:  # bad params in the metadata
-        raise ModelError(f"{meta_path}: cannot build the network from its parameters ({e})") from None
-    try:
-        model.load_weights(str(weights_path))
-    except Exception as e:  # h5py/keras raise many types for truncated or mismatched files
-        raise ModelError(f"{weights_path}: corrupt or incompatible weights ({type(e).__name__}: {e})") from None
-    return TextureModel(name, model, meta)
+        with np.load(weights_path, allow_pickle=False) as npz:
+            weights = {k: np.ascontiguousarray(npz[k], dtype=np.float32) for k in npz.files}
+    except Exception as e:  # zipfile/numpy raise many types for truncated or damaged files
+        raise ModelError(f"{weights_path}: corrupt weights ({type(e).__name__}: {e})") from None
+    problem = _weights_problem(weights, {**network.DEFAULT_PARAMS, **(arch.get("params") or {})})
+    if problem:
+        raise ModelError(f"{weights_path}: incompatible weights ({problem})")
+    return TextureModel(name, weights, meta)
+
+
+def _weights_problem(weights: dict[str, np.ndarray], params: dict) -> str | None:
+    """What is wrong with exported weights for these parameters, or None: every layer
+    present with the shape the architecture gives it."""
+    n, c = network_bins(), int(params["channels"])
+    shapes = {"compress/kernel": (n + int(params["noise_channels"]), c),
+              "gain/kernel": (c, int(params["gain_bands"]) or n),
+              "template_drive/kernel": (c, int(params["template_channels"])),
+              "templates/kernel": (int(params["template_width"]), int(params["template_channels"]), n)}
+    shapes.update({f"block{i}/kernel": (3, c, c) for i in range(len(params["dilations"]))})
+    if params["gain_bands"]:
+        shapes["gain_basis"] = (int(params["gain_bands"]), n)
+    for key, shape in shapes.items():
+        if key not in weights:
+            return f"no {key}"
+        if weights[key].shape != shape:
+            return f"{key} is {weights[key].shape}, expected {shape}"
+        bias = key.replace("/kernel", "/bias")
+        if bias != key and weights.get(bias, np.empty(0)).shape != (shape[-1],):
+            return f"{bias} missing or of the wrong shape"
+    return None

@@ -1,4 +1,4 @@
-"""The server with the real texture networks (TensorFlow in the workers only).
+"""The server with the real texture networks (numpy in the workers; TensorFlow nowhere).
 
 Skipped until the trained weights are in models/weights/."""
 from __future__ import annotations
@@ -18,10 +18,10 @@ from .test_server import run
 
 WEIGHTS = REPO / "models" / "weights"
 TEXTURES = ("laser", "water", "future")
-HAVE_WEIGHTS = all((WEIGHTS / f"{t}.weights.h5").is_file() and (WEIGHTS / f"{t}.json").is_file() for t in TEXTURES)
+HAVE_WEIGHTS = all((WEIGHTS / f"{t}.npz").is_file() and (WEIGHTS / f"{t}.json").is_file() for t in TEXTURES)
 
 pytestmark = pytest.mark.skipif(not HAVE_WEIGHTS, reason="no trained weights in models/weights/ yet "
-                                                         "(python -m models.train)")
+                                                         "(python -m models.train, then python -m models.export)")
 
 
 def test_every_texture_through_the_server(tmp_path: Path):

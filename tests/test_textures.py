@@ -120,10 +120,14 @@ def test_unknown_texture_is_a_clear_input_error():
 def test_missing_or_corrupt_weights_are_a_clear_model_error(tmp_path):
     copy = tmp_path / "weights"
     shutil.copytree(REPO / "models" / "weights", copy)
-    (copy / "water.weights.h5").write_bytes(b"this is not an HDF5 file")
-    with pytest.raises(models.ModelError, match="water"):
+    (copy / "water.npz").write_bytes(b"this is not an npz file")
+    with pytest.raises(models.ModelError, match="water.npz: corrupt"):
         models.load("water", weights_dir=copy)
-    (copy / "water.weights.h5").unlink()
+    arrays = dict(np.load(copy / "future.npz"))
+    np.savez(copy / "future.npz", **(arrays | {"gain/kernel": arrays["gain/kernel"][:, :7]}))
+    with pytest.raises(models.ModelError, match="future.npz: incompatible weights.*gain/kernel"):
+        models.load("future", weights_dir=copy)
+    (copy / "water.npz").unlink()
     with pytest.raises(models.ModelError, match="missing"):
         models.load("water", weights_dir=copy)
     meta = json.loads((copy / "laser.json").read_text())
