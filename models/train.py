@@ -173,12 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     run = {"command": "python -m models.train " + " ".join(argv if argv is not None else sys.argv[1:]),
            "data": str(args.data), "train_files": len(train_files),
            "wall_s_this_session": round(time.time() - t0, 1)}
-    export(model, args.texture, params, args.steps, args.seed, weights, args.weights_dir, run)
+    save_checkpoint(model, args.texture, params, args.steps, args.seed, weights, args.weights_dir, run)
+    from . import export
+
+    diff = export.export(args.texture, args.weights_dir)  # what conversions load
+    print(f"exported {args.texture}.npz for the numpy runtime (max |numpy - keras| {diff:.1e} nats)")
     return 0
 
 
-def export(model, texture: str, params: dict, steps: int, seed: int, loss_weights: dict,
-           weights_dir: Path, run: dict | None = None) -> Path:
+def save_checkpoint(model, texture: str, params: dict, steps: int, seed: int, loss_weights: dict,
+                    weights_dir: Path, run: dict | None = None) -> Path:
     """Write ``{texture}.weights.h5`` and ``{texture}.json`` (metadata) into ``weights_dir``."""
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = weights_dir / f"{texture}.weights.h5"
