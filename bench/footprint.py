@@ -71,7 +71,7 @@ def engine_seconds(path: str, seconds: float, texture: str = "laser", runs: int 
 def cold_convert(runs: int, texture: str = "laser") -> dict:
     """``musicoder convert`` of the demo's first 10 s at HIFI, a new process per run."""
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "musicoder.cli", "convert", DEMO_CLIP, "-o", os.path.join(tmp, "out.wav"),
+        argv = [sys.executable, "-m", "cli", "convert", DEMO_CLIP, "-o", os.path.join(tmp, "out.wav"),
                 "--texture", texture, "--quality", "hifi"]
         _peak_rss_mb(argv)  # the first run after an install compiles the numba kernels into their cache
         walls, rss = zip(*(_peak_rss_mb(argv) for _ in range(runs)))

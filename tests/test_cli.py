@@ -8,7 +8,7 @@ from .conftest import DEMO_CLIP, REPO
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "musicoder.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           cwd=cwd or REPO, timeout=300)
 
 

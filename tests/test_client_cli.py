@@ -1,6 +1,6 @@
 """`musicoder convert --server URL` through the client library, as a user runs it.
 
-Skipped until the CLI has the --server option (musicoder/cli.py wires client.convert_file)."""
+Skipped until the CLI has the --server option (cli/ wires client.convert_file)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +9,7 @@ import sys
 import pytest
 import soundfile
 
-from musicoder import cli
+import cli
 from server.testing import ServerProcess
 
 from .conftest import DEMO_CLIP, REPO
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not HAS_SERVER_OPTION, reason="musicoder convert
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "musicoder.cli", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO,
                           timeout=300)
 
 

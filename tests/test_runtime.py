@@ -87,7 +87,7 @@ def test_a_conversion_never_imports_tensorflow_and_says_nothing_on_stderr(tmp_pa
     (no library talks there: the user sees MusiCoder's own lines only), and neither
     TensorFlow nor Keras nor librosa was imported."""
     out = tmp_path / "out.wav"
-    code = ("import sys; from musicoder import cli; rc = cli.main(sys.argv[1:]); "
+    code = ("import sys; import cli; rc = cli.main(sys.argv[1:]); "
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'librosa'}); "
             "print('HEAVY', heavy); sys.exit(rc)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}

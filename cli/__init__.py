@@ -1,4 +1,5 @@
-"""The ``musicoder`` command: the engine in-process, no server needed.
+"""The ``musicoder`` command (a shell over the compute package, the models and the
+client library): the engine in-process, or a server with ``--server``.
 
     musicoder convert IN [-o OUT] --texture {laser,water,future} [--quality {lofi,standard,hifi}]
                       [--start S] [--duration D] [--spectrogram OUT.png] [--no-normalize]
@@ -17,8 +18,8 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
-from . import audio, engine, reconstruct, render
-from .errors import InputError
+from musicoder import audio, engine, reconstruct, render
+from musicoder.errors import InputError
 
 EXIT_INPUT = 2  # the user's input was bad
 EXIT_IO = 3  # we could not write the output (disk full, permissions)
@@ -197,7 +198,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"musicoder: error: {err}", file=sys.stderr)
             return EXIT_MODEL
         raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())
