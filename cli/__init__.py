@@ -23,7 +23,7 @@ from musicoder.errors import InputError
 
 EXIT_INPUT = 2  # the user's input was bad
 EXIT_IO = 3  # we could not write the output (disk full, permissions)
-EXIT_MODEL = 4  # a shipped model is missing or corrupt: the installation is broken
+EXIT_MODEL = 4  # a shipped model or ffmpeg is missing or corrupt: the installation is broken
 EXIT_CONNECT = 5  # --server: the server could not be reached or the connection was lost
 EXIT_ACCESS = 6  # --server: the server refused us at the handshake (no or wrong token, an Origin it does not allow)
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"musicoder: error: {err}", file=sys.stderr)
             return EXIT_CONNECT
 
-        if isinstance(err, ModelError):
+        if isinstance(err, (ModelError, audio.NoFfmpeg)):
             print(f"musicoder: error: {err}", file=sys.stderr)
             return EXIT_MODEL
         raise

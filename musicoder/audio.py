@@ -1,10 +1,23 @@
 """Audio in and out: decode any common file to mono at the engine's rate, cut a window,
 normalise loudness, encode to wav/flac/mp3/ogg.
 
-Decoding goes through pydub and ffmpeg: the system's ffmpeg when there is one, else the
-binary that the imageio-ffmpeg wheel ships, so a machine with only Python works too.
-ffprobe is never needed: the file is probed by ``ffmpeg -i`` itself, and pydub is
-given the decoder so that it does not call ffprobe.
+Everything goes through one ffmpeg binary, called directly (no ffprobe, no wrapper):
+
+- which: ``MUSICODER_FFMPEG`` names it (a path or a command on PATH); unset, the
+  system's ``ffmpeg`` on PATH, else the binary that the imageio-ffmpeg wheel ships, so a
+  machine with only Python works too.
+- probing: ``ffmpeg -i FILE`` reports the container, the duration and the streams.
+- decoding: ffmpeg writes 32-bit float PCM (a WAV stream on a pipe, so that channels and
+  rate come from its header), read with numpy; the mono mix (mean of channels) and the
+  resampling (soxr) happen here, so the samples do not depend on ffmpeg's resampler.
+- encoding: 16-bit PCM on a pipe in, a temporary file out (seekable, so that flac's and
+  mp3's headers get their lengths).
+
+A file gives the same samples (to float rounding) and a bad one the same error code with
+any ffmpeg (checked with 5.1, Debian 12's, with 7.0 and with 9.0): errors are classified
+by whether ffmpeg could open the file, which streams it lists and the file's own bytes,
+never by ffmpeg's wording, which changes between versions. (Only a file scrambled inside
+may decode to a different length, as each version's decoders recover differently.)
 
 Every problem with the input raises :class:`~musicoder.errors.InputError` with a
 machine-readable code and a sentence for the user.
@@ -13,12 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import math
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import warnings
 
 import numpy as np
@@ -32,6 +45,28 @@ OUTPUT_FORMATS = ("wav", "flac", "mp3", "ogg")
 TARGET_LUFS = -16.0  # loudness of normalised output (ITU-R BS.1770 integrated)
 PEAK_CEILING_DB = -1.0  # clipping guard after normalisation, dBFS
 SILENCE_DBFS = -70.0  # RMS below this counts as silent
+FFMPEG_ENV = "MUSICODER_FFMPEG"  # names the ffmpeg to use: a path or a command on PATH
+# decoded before a window and dropped, so that its first samples are whole: an mp3
+# frame needs earlier frames' bit reservoir, AAC and Opus the previous block's overlap
+SEEK_PREROLL_SECONDS = 1.0
+# decoded past a window's end and cut here: where ffmpeg's own -t stops varies by up to
+# a frame (10 ms) with the version
+END_MARGIN_SECONDS = 0.5
+# ffmpeg (every version) times Vorbis packets up to half a block off where the block size
+# changes, so a cut by timestamps can land 10 ms away: these are cut by counting samples
+COUNTED_CODECS = frozenset({"vorbis"})
+ENCODER_OPTIONS = {  # output format: ffmpeg's encoder options
+    "wav": ["-c:a", "pcm_s16le"],
+    "flac": ["-c:a", "flac"],
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "192k"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "6"],
+}
+NOT_AUDIO = "This file is not audio that can be read (unknown or damaged format)."
+
+
+class NoFfmpeg(RuntimeError):
+    """No usable ffmpeg: the one ``MUSICODER_FFMPEG`` names is missing or is not ffmpeg,
+    or there is none at all. A setup problem, not bad input; the message is one line."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,60 +104,108 @@ class Clip:
     warnings: tuple[str, ...] = ()
 
 
-@functools.lru_cache(maxsize=1)
 def ffmpeg_path() -> str:
-    """The ffmpeg binary: the system's if on PATH, else imageio-ffmpeg's."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
+    """The ffmpeg binary: ``$MUSICODER_FFMPEG`` if set (a path, or a command on PATH),
+    else the system's ``ffmpeg`` on PATH, else imageio-ffmpeg's.
+
+    Raises NoFfmpeg when the one the variable names is missing or is not ffmpeg.
+    """
+    return _find_ffmpeg(os.environ.get(FFMPEG_ENV) or None)
+
+
+@functools.lru_cache(maxsize=8)
+def _find_ffmpeg(choice: str | None) -> str:
+    """:func:`ffmpeg_path` for one value of the variable (None: unset), cached by that
+    value, so that changing the variable (as the tests do) takes effect."""
+    if choice is None:
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+        try:
+            import imageio_ffmpeg
+        except ImportError:  # pragma: no cover - it is a dependency
+            raise NoFfmpeg("no ffmpeg: install ffmpeg or the imageio-ffmpeg package") from None
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    found = shutil.which(os.path.expanduser(choice))
+    if not found:
+        raise NoFfmpeg(f"{FFMPEG_ENV}={choice}: no such program, or not executable (give an ffmpeg "
+                           f"binary's path or a command on PATH, or unset it)")
+    # checked once: a wrong binary would otherwise make every file look like it is not audio
     try:
-        import imageio_ffmpeg
-    except ImportError:  # pragma: no cover - it is a dependency
-        raise RuntimeError("no ffmpeg: install ffmpeg or the imageio-ffmpeg package") from None
-    return imageio_ffmpeg.get_ffmpeg_exe()
+        version = subprocess.run([found, "-hide_banner", "-version"], capture_output=True, text=True,
+                                 errors="replace", timeout=30).stdout
+    except OSError as exc:
+        raise NoFfmpeg(f"{FFMPEG_ENV}={choice}: cannot run it ({exc.strerror or exc})") from None
+    if not version.startswith("ffmpeg version"):
+        raise NoFfmpeg(f"{FFMPEG_ENV}={choice}: {found} is not ffmpeg")
+    return os.path.abspath(found)
 
 
-def _audio_segment():
-    """pydub's AudioSegment, pointed at our ffmpeg (pydub warns at import without one)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        from pydub import AudioSegment
-    AudioSegment.converter = ffmpeg_path()
-    return AudioSegment
-
-
-_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_AUDIO_STREAM = re.compile(r"Stream #\d+:\d+\S*: Audio: (\w+)[^,\n]*(?:, (\d+) Hz)?(?:, ([^,\n]+))?")
+# ffmpeg's dump of an input (av_dump_format), the same in every version: it is printed
+# only once ffmpeg has opened the file and read its streams
+_INPUT = re.compile(r"^Input #0, ", re.M)
+_DURATION = re.compile(r"^\s*Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", re.M)
+_AUDIO_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: Audio: (\w+)[^,\n]*(?:, (\d+) Hz)?(?:, ([^,\n]+))?", re.M)
+MAX_MP4_BOXES = 10_000  # top-level boxes read when telling a cut MP4 from a damaged one
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
-    """Read a file's duration and audio stream with ``ffmpeg -i`` (no ffprobe).
+    """Read a file's duration and first audio stream with ``ffmpeg -i`` (no ffprobe).
 
-    Raises InputError: empty, not_audio, truncated, no_audio_stream.
+    Raises InputError: not_found, empty, not_audio, truncated, no_audio_stream.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError("not_found", f"{os.path.basename(path)}: no such file.")
     if os.path.getsize(path) == 0:
         raise InputError("empty", "The file is empty (0 bytes).")
-    proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-i", path],
+    # "file:" so that a name like "http:x" or "concat:a|b" is read as a file name
+    proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-i", "file:" + path],
                           capture_output=True, text=True, errors="replace", timeout=60)
-    err = proc.stderr
-    if "moov atom not found" in err:
-        with open(path, "rb") as f:
-            is_mp4 = f.read(12)[4:8] == b"ftyp"  # an MP4 whose index never arrived
-        if is_mp4:
+    if not _INPUT.search(proc.stderr):  # ffmpeg could not open it (its exit status is 1 either way)
+        if _mp4_without_index(path):
             raise InputError("truncated", "The file is truncated: its index is missing (an incomplete download?).")
-    if "Invalid data found" in err or "Error opening input" in err:
-        raise InputError("not_audio", "This file is not audio that can be read (unknown or damaged format).")
-    stream = _AUDIO_STREAM.search(err)
+        raise InputError("not_audio", NOT_AUDIO)
+    return _source_info(proc.stderr)
+
+
+def _source_info(dump: str) -> SourceInfo:
+    """SourceInfo from what ``ffmpeg -i`` printed of an input it opened: duration (NaN
+    when it gives none), and the first audio stream's codec, rate and layout.
+    Raises InputError("no_audio_stream")."""
+    stream = _AUDIO_STREAM.search(dump)
     if stream is None:
         raise InputError("no_audio_stream", "The file has no audio stream.")
-    m = _DURATION.search(err)
+    m = _DURATION.search(dump)
     duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else math.nan
     rate = int(stream[2]) if stream[2] else 0
     return SourceInfo(duration=duration, codec=stream[1], sample_rate=rate,
                       channel_layout=(stream[3] or "").strip())
+
+
+def _mp4_without_index(path: str) -> bool:
+    """Whether ``path`` is an MP4/M4A/MOV (ISO BMFF: an 'ftyp' box first) whose top-level
+    boxes end at or past the end of the file with no 'moov' (the index) among them: a cut
+    download. Read from the file's own box structure, not from ffmpeg's words."""
+    size = os.path.getsize(path)
+    pos = 0
+    with open(path, "rb") as f:
+        for count in range(MAX_MP4_BOXES):
+            if pos + 8 > size:  # the boxes ran to (or past) the end: cut before the index
+                return count > 0
+            f.seek(pos)
+            head = f.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if kind == b"moov" or (count == 0 and kind != b"ftyp"):
+                return False
+            if length == 1 and len(head) == 16:  # a 64-bit size follows
+                length = int.from_bytes(head[8:16], "big")
+            elif length == 0:  # the last box, to the end of the file
+                length = size - pos
+            if length < 8:  # not a box: damaged rather than cut
+                return False
+            pos += length
+    return False
 
 
 def check_window(start: float, duration: float, track_seconds: float,
@@ -186,18 +269,76 @@ def load(path: str | os.PathLike, start: float = 0.0, duration: float | None = D
 
 
 def _decode(path: str, info: SourceInfo, start: float, duration: float) -> tuple[np.ndarray, int, int]:
-    """ffmpeg through pydub → ((n, channels) float32 in [-1, 1], rate, channels)."""
-    AudioSegment = _audio_segment()
-    try:
-        # codec given: pydub then skips its ffprobe call
-        seg = AudioSegment.from_file(path, codec=info.codec, start_second=start, duration=duration)
-    except Exception as exc:  # pydub raises CouldntDecodeError, or others on odd headers
-        raise InputError("not_audio", "The audio in this file could not be decoded (damaged or unsupported).") from exc
-    raw = np.array(seg.get_array_of_samples())
-    scale = float(1 << (8 * seg.sample_width - 1))
-    # pydub has already made 8-bit (unsigned in WAV) samples signed
-    samples = (raw.astype(np.float32) / scale).reshape(-1, seg.channels)
-    return samples, seg.frame_rate, seg.channels
+    """Decode ``duration`` s from ``start`` s of the first audio stream with ffmpeg
+    → ((n, channels) float32, rate Hz, channels), at the source's rate and channel count;
+    samples in [-1, 1]. Raises InputError("not_audio") if ffmpeg fails."""
+    proc = subprocess.run(_decode_command(ffmpeg_path(), path, info, start, duration), capture_output=True)
+    if proc.returncode != 0:
+        raise InputError("not_audio", "The audio in this file could not be decoded (damaged or unsupported).")
+    samples, rate = _read_wav_stream(proc.stdout)
+    samples = samples[:round(duration * rate)]
+    # float sources can hold anything (NaN in a damaged one): bound them as integer formats are
+    np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(samples, -1.0, 1.0, out=samples)
+    return samples, rate, samples.shape[1]
+
+
+def _decode_command(ffmpeg: str, path: str, info: SourceInfo, start: float, duration: float) -> list[str]:
+    """ffmpeg's command line that writes ``path``'s first audio stream from ``start`` s,
+    for ``duration`` s and END_MARGIN_SECONDS more, to stdout as a 32-bit float WAV stream.
+
+    The window starts where the decoded frames' timestamps reach ``start`` (``-ss`` after
+    ``-i``: sample-accurate with every ffmpeg version where the timestamps are, that is
+    for every codec but those in COUNTED_CODECS). Before that, ffmpeg seeks (``-ss``
+    before ``-i``, to whole seconds) SEEK_PREROLL_SECONDS ahead, so that a late window
+    costs no more than an early one. A seek alone is not accurate: the first frame after
+    it is decoded without its predecessor (an mp3's or AAC's first samples wrong) or, for
+    AAC in ffmpeg 9, dropped (the window would start up to 1024 samples late).
+    A codec in COUNTED_CODECS is decoded from its start and cut by counting samples.
+    """
+    # -max_error_rate 1: frames that fail to decode are skipped, never fatal. The default
+    # (fail past 2/3 of frames) is counted differently by each version (one damaged mp3
+    # fails with 5.1 and 9.0, not with 7.0); load() judges what could be decoded by its length
+    head = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-max_error_rate", "1"]
+    tail = ["-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+    if info.codec in COUNTED_CODECS and info.sample_rate:
+        first = round(start * info.sample_rate)
+        last = first + round((duration + END_MARGIN_SECONDS) * info.sample_rate)
+        return [*head, "-i", "file:" + path, "-af", f"atrim=start_sample={first}:end_sample={last}", *tail]
+    seek = max(0, math.floor(start - SEEK_PREROLL_SECONDS))
+    before = ["-ss", str(seek)] if seek else []  # none at the start: even "-ss 0" alters AAC's first frame
+    return [*head, *before, "-i", "file:" + path,
+            "-ss", f"{start - seek:.6f}", "-t", f"{duration + END_MARGIN_SECONDS:.6f}", *tail]
+
+
+def _read_wav_stream(data: bytes) -> tuple[np.ndarray, int]:
+    """The 32-bit float WAV that ffmpeg writes to a pipe → ((n, channels) float32, rate Hz).
+
+    A pipe cannot be rewound, so the sizes in the header are placeholders: the samples
+    run from the data chunk to the end. Channels and rate come from the fmt chunk (plain
+    or WAVE_FORMAT_EXTENSIBLE, as ffmpeg versions differ). No bytes (ffmpeg decoded no
+    frame, so wrote no header) give (0, 1) samples and rate 0.
+    """
+    if not data:
+        return np.zeros((0, 1), np.float32), 0
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise RuntimeError("ffmpeg did not write a WAV stream")
+    pos, channels, rate = 12, 0, 0
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if kind == b"fmt ":
+            channels = int.from_bytes(data[pos + 10:pos + 12], "little")
+            rate = int.from_bytes(data[pos + 12:pos + 16], "little")
+            if int.from_bytes(data[pos + 22:pos + 24], "little") != 32 or channels == 0:
+                raise RuntimeError("ffmpeg did not write 32-bit float samples")
+        elif kind == b"data":
+            if channels == 0:
+                raise RuntimeError("ffmpeg wrote no WAV format chunk")
+            frames = (len(data) - pos - 8) // (4 * channels)
+            samples = np.frombuffer(data, "<f4", count=frames * channels, offset=pos + 8)
+            return samples.reshape(frames, channels).astype(np.float32), rate  # a writable copy
+        pos += 8 + size + (size & 1)  # chunks are padded to even sizes
+    raise RuntimeError("ffmpeg's WAV stream has no data chunk")
 
 
 def resample(y: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -259,15 +400,22 @@ def output_format(path: str | os.PathLike) -> str:
 
 def encode(y: np.ndarray, fmt: str, rate: int = SAMPLE_RATE) -> bytes:
     """Encode mono audio. y: (n,) float in [-1, 1]; fmt: wav (16-bit PCM), flac, mp3
-    (192 kbit/s) or ogg (Vorbis q6). Returns the file's bytes."""
+    (192 kbit/s) or ogg (Vorbis q6); rate in Hz. Returns the file's bytes."""
     if fmt not in OUTPUT_FORMATS:
         raise InputError("bad_format", f"Unknown output format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}.")
     pcm = (np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
-    seg = _audio_segment()(data=pcm.tobytes(), sample_width=2, frame_rate=rate, channels=1)
-    buf = io.BytesIO()
-    options = {"mp3": {"bitrate": "192k"}, "ogg": {"codec": "libvorbis", "parameters": ["-q:a", "6"]}}
-    seg.export(buf, format=fmt, **options.get(fmt, {}))
-    return buf.getvalue()
+    with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
+        # a file, not a pipe: flac's and mp3's muxers go back to write the length in the header
+        out = os.path.join(folder, f"out.{fmt}")
+        proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error",
+                               "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
+                               *ENCODER_OPTIONS[fmt], "-fflags", "+bitexact", "-f", fmt, "-y", "file:" + out],
+                              input=pcm.tobytes(), capture_output=True)
+        if proc.returncode != 0 or not os.path.exists(out):
+            last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"ffmpeg could not encode {fmt}: {last}")
+        with open(out, "rb") as f:
+            return f.read()
 
 
 def write_file(path: str | os.PathLike, data: bytes) -> None:

@@ -185,7 +185,7 @@ def test_wss_needs_the_ca_and_a_bad_certificate_stops_the_server(guarded, tls_fi
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "MUSICODER_TOKEN"}  # only --token counts here
-    return subprocess.run([sys.executable, "-m", "musicoder.cli", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO,
                           timeout=300, env=env)
 
 
