@@ -1,13 +1,19 @@
 """Benchmark on the bundled demo clip.
 
     python -m bench [--json] [--quick] [--clip FILE] [--start S] [--duration D]
-                    [--texture NAME] [--no-engine]
+                    [--texture NAME] [--no-engine] [--no-conversion]
 
 Reconstruction: for each quality level, our reconstruction's time and spectral
 convergence (SC, dB, lower is better) against its reference: plain Griffin-Lim as the
 original system ran it (``librosa.griffinlim(momentum=0, init="random")`` with 100, 150
-and 250 iterations) on the same magnitude and STFT settings, timed in the same run.
+and 250 iterations) on the same magnitude and STFT settings, timed in the same run
+(ours: the median of three runs).
 Targets: every level's SC at or below its reference's, in at most 1/8 of its time.
+
+Conversion: the same per level for phase retrieval as a conversion runs it, from the
+music's own phase (``engine.render``) on the magnitude a texture network made of the
+clip (``models.load(texture).transform``); SC against that magnitude, beside plain
+Griffin-Lim's from random phase on the same magnitude; the same targets.
 
 Engine: the whole conversion of the window, decode → network → reconstruct → encode
 (wav), per level, against the original system's 20/30/45 s per 10 s clip; goals HIFI at
@@ -31,12 +37,19 @@ DEMO_CLIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 TIME_TARGET = 1 / 8
 ORIGINAL_SECONDS = {"lofi": 20.0, "standard": 30.0, "hifi": 45.0}  # the 2018 server, per 10 s clip
 ENGINE_GOALS = {"lofi": 0.5, "hifi": 1.5}
+REPEATS = 3  # our reconstructions are timed this many times (median): the machine is shared
 
 
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def _timed_median(fn, repeats: int = REPEATS):
+    """fn's result and its median wall time in seconds over ``repeats`` runs (fn deterministic)."""
+    runs = [_timed(fn) for _ in range(repeats)]
+    return runs[0][0], float(np.median([seconds for _, seconds in runs]))
 
 
 def reference_gla(mag: np.ndarray, iterations: int, length: int) -> np.ndarray:
@@ -55,13 +68,38 @@ def run(clip_path: str, start: float, duration: float) -> dict:
     reconstruct.griffin_lim(mag, 2, length=n)  # warm up at full size: compiled kernels, FFT plans, buffers
     levels, reference = {}, {}
     for q in reconstruct.QUALITIES.values():
-        y, seconds = _timed(lambda: reconstruct.reconstruct(mag, q, length=n))
+        y, seconds = _timed_median(lambda: reconstruct.reconstruct(mag, q, length=n))
         levels[q.name] = {"seconds": round(seconds, 4), "sc_db": round(spectral.spectral_convergence_db(y, mag), 3)}
         y, seconds = _timed(lambda: reference_gla(mag, q.reference_iterations, n))
         reference[f"gla{q.reference_iterations}"] = {
             "seconds": round(seconds, 4), "sc_db": round(spectral.spectral_convergence_db(y, mag), 3)}
     return {"clip": {"path": os.path.relpath(clip_path), "start": start, "seconds": round(n / spectral.SAMPLE_RATE, 3)},
             "levels": levels, "reference": reference}
+
+
+def run_conversion(clip_path: str, start: float, duration: float, texture: str) -> dict:
+    """Each level's phase retrieval as a conversion runs it, against plain Griffin-Lim.
+
+    The target is the texture network's magnitude of the clip; ours starts from the
+    music's own (complex) phase, with the engine's layout (frame-major STFT, viewed
+    bin-major), the reference from random phase. SC in dB against the target.
+    """
+    import models
+
+    clip = audio.load(clip_path, start=start, duration=duration)
+    n = len(clip.samples)
+    spec = spectral.stft_frames(clip.samples).T  # as engine.render analyses
+    target = spectral.from_log(models.load(texture).transform(spectral.to_log(np.abs(spec))))
+    reconstruct.griffin_lim(target, 2, length=n, init=spec)  # warm up this start's kernels
+    levels, reference = {}, {}
+    for q in reconstruct.QUALITIES.values():
+        y, seconds = _timed_median(lambda: reconstruct.reconstruct(target, q, length=n, phase=spec))
+        levels[q.name] = {"seconds": round(seconds, 4),
+                          "sc_db": round(spectral.spectral_convergence_db(y, target), 3)}
+        y, seconds = _timed(lambda: reference_gla(target, q.reference_iterations, n))
+        reference[f"gla{q.reference_iterations}"] = {
+            "seconds": round(seconds, 4), "sc_db": round(spectral.spectral_convergence_db(y, target), 3)}
+    return {"texture": texture, "levels": levels, "reference": reference}
 
 
 def run_engine(clip_path: str, start: float, duration: float, texture: str) -> dict:
@@ -114,9 +152,10 @@ def engine_table(result: dict) -> str:
     return "\n".join(rows)
 
 
-def table(result: dict) -> str:
-    rows = [f"{'level':10s} {'s':>7s} {'SC dB':>7s} | {'reference':9s} {'s':>7s} {'SC dB':>7s} | "
-            f"{'time ratio':>10s} {'SC gain dB':>10s}  ok"]
+def table(result: dict, title: str | None = None) -> str:
+    rows = [title] if title else []
+    rows += [f"{'level':10s} {'s':>7s} {'SC dB':>7s} | {'reference':9s} {'s':>7s} {'SC dB':>7s} | "
+             f"{'time ratio':>10s} {'SC gain dB':>10s}  ok"]
     for q in reconstruct.QUALITIES.values():
         ours = result["levels"][q.name]
         ref_name = f"gla{q.reference_iterations}"
@@ -137,12 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", default=DEMO_CLIP)
     ap.add_argument("--start", type=float, default=0.0)
     ap.add_argument("--duration", type=float, default=None)
-    ap.add_argument("--texture", default="water", help="texture for the engine rows (default water)")
-    ap.add_argument("--no-engine", action="store_true", help="only the reconstruction rows")
+    ap.add_argument("--texture", default="water", help="texture for the conversion and engine rows (default water)")
+    ap.add_argument("--no-engine", action="store_true", help="no engine rows")
+    ap.add_argument("--no-conversion", action="store_true", help="no conversion (music's phase) rows")
     a = ap.parse_args(argv)
     duration = a.duration or (4.0 if a.quick else 10.0)
     result = run(a.clip, a.start, duration)
     print(table(result))
+    if not a.no_conversion:
+        result["conversion"] = run_conversion(a.clip, a.start, duration, a.texture)
+        print(table(result["conversion"], f"conversion ({a.texture}): from the music's phase, SC against "
+                                          f"the network's magnitude"))
     if not a.no_engine:
         result["engine"] = run_engine(a.clip, a.start, duration, a.texture)
         print(engine_table(result["engine"]))

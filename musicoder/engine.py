@@ -76,9 +76,10 @@ def render(
 
     t0 = time.perf_counter()
     report("analysing", 0.0)
-    spec = spectral.stft(samples)
-    mag, phase = np.abs(spec), np.angle(spec)
-    del spec
+    # (N_BINS, n_frames) view of the frame-major STFT: no transposed copy, and the music's
+    # phase stays complex (phase retrieval takes it as x/|x|: no angles, no complex exp)
+    spec = spectral.stft_frames(samples).T
+    mag = np.abs(spec)
     timings["analysing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -92,7 +93,7 @@ def render(
     report("reconstructing", 0.0)
     # Start phase retrieval from the music's own phase: where the network kept the music,
     # its partials stay in place (a PGHI start from the new magnitude smears them).
-    out = reconstruct.reconstruct(mag, q, length=len(samples), phase=phase, seed=seed,
+    out = reconstruct.reconstruct(mag, q, length=len(samples), phase=spec, seed=seed,
                                   on_progress=lambda f: report("reconstructing", f),
                                   should_cancel=should_cancel)
     timings["reconstructing"] = time.perf_counter() - t0

@@ -43,7 +43,7 @@ class Quality:
 QUALITIES: dict[str, Quality] = {
     q.name: q
     for q in (
-        Quality("lofi", "LOFI", iterations=20, reference_iterations=100),
+        Quality("lofi", "LOFI", iterations=12, reference_iterations=100),
         Quality("standard", "Standard", iterations=32, reference_iterations=150),
         Quality("hifi", "HIFI", iterations=48, reference_iterations=250),
     )
@@ -128,10 +128,12 @@ def griffin_lim(
     """Accelerated Griffin-Lim phase retrieval.
 
     mag: (N_BINS, n_frames) linear magnitude. iterations: number of projection steps.
-    length: output samples (default: as many as the frames cover).
+    length: output samples (default: as many as the frames cover); ValueError unless
+    ``spectral.n_frames(length)`` is the frame count.
     init: "pghi" (phase-gradient start), "random" (seeded uniform phase), or a
-    (N_BINS, n_frames) starting phase in radians (a texture transfer starts from the
-    music's own phase: it keeps the music's partials where the network kept them).
+    (N_BINS, n_frames) starting phase: real (radians) or complex (a spectrum, whose
+    phase is taken: cheaper than angles). A texture transfer starts from the music's own
+    phase: it keeps the music's partials where the network kept them.
     on_progress(fraction) is called after each iteration; should_cancel() is polled
     before each one and raises :class:`Cancelled` when it returns True.
     Returns (length,) float32 audio at ``spectral.SAMPLE_RATE``.
@@ -141,20 +143,12 @@ def griffin_lim(
     mag = np.asarray(mag, dtype=np.float32)
     if length is None:
         length = (mag.shape[1] - 1) * spectral.HOP
-    if isinstance(init, np.ndarray):
-        if init.shape != mag.shape:
-            raise ValueError(f"starting phase {init.shape} does not match magnitude {mag.shape}")
-        phase = init.astype(np.float32, copy=False)
-    elif init == "pghi":
-        phase = pghi_phase(mag, seed)
-    elif init == "random":
-        phase = np.random.default_rng(seed).uniform(-np.pi, np.pi, mag.shape).astype(np.float32)
-    else:
-        raise ValueError(f"unknown init {init!r}")
+    if spectral.n_frames(length) != mag.shape[1]:
+        raise ValueError(f"{mag.shape[1]} frames do not make {length} samples")
     mag_f = np.ascontiguousarray(mag.T)  # frame-major for the whole loop: no transposes
-    # frame-major like mag_f whatever the phase's layout: a column-major coef would make
-    # every pass below stride across memory (about 40 % slower)
-    coef = mag_f * np.exp(1j * np.ascontiguousarray(phase.T)).astype(np.complex64)
+    # always C-contiguous frame-major, whatever the start's layout: a column-major coef
+    # would make every pass below stride across memory (about 40 % slower)
+    coef = _starting_spectrum(mag_f, _starting_phase(mag, init, seed).T)
     # Accelerated Griffin-Lim (Nenov, Peer & Bolte 2023): fast Griffin-Lim's inertial
     # step plus an over-relaxed projection; gamma above ~1.3 diverges on music.
     alpha, beta, gamma = 0.99, 1.1, 1.2
@@ -163,11 +157,42 @@ def griffin_lim(
     for i in range(iterations):
         if should_cancel is not None and should_cancel():
             raise Cancelled()
-        rebuilt = spectral.stft_frames(spectral.istft_frames(coef, length))
+        rebuilt = spectral.project_frames(coef, length)
         kernels.accelerated_gla_step(rebuilt, mag_f, coef, d, t_prev, alpha, beta, gamma)
         if on_progress is not None:
             on_progress((i + 1) / iterations)
     return spectral.istft_frames(_with_magnitude(coef, mag_f), length)
+
+
+def _starting_phase(mag: np.ndarray, init: str | np.ndarray, seed: int) -> np.ndarray:
+    """The starting phase ``init`` names (see :func:`griffin_lim`) for magnitude mag.
+
+    mag: (N_BINS, n_frames). Returns (N_BINS, n_frames): float radians, or complex
+    (a spectrum whose phase is meant) when init is one.
+    """
+    if isinstance(init, np.ndarray):
+        if init.shape != mag.shape:
+            raise ValueError(f"starting phase {init.shape} does not match magnitude {mag.shape}")
+        return init
+    if init == "pghi":
+        return pghi_phase(mag, seed)
+    if init == "random":
+        return np.random.default_rng(seed).uniform(-np.pi, np.pi, mag.shape).astype(np.float32)
+    raise ValueError(f"unknown init {init!r}")
+
+
+def _starting_spectrum(mag_f: np.ndarray, phase_f: np.ndarray) -> np.ndarray:
+    """mag_f with the phase phase_f: (n_frames, N_BINS) float32 magnitude and (n_frames,
+    N_BINS) radians or complex spectrum, any strides (a transposed view costs no copy).
+    Returns (n_frames, N_BINS) complex64, C-contiguous."""
+    from . import kernels
+
+    coef = np.empty(mag_f.shape, dtype=np.complex64)
+    if np.iscomplexobj(phase_f):
+        kernels.with_phase_of(mag_f, phase_f, coef)
+    else:
+        kernels.with_phase(mag_f, phase_f.astype(np.float32, copy=False), coef)
+    return coef
 
 
 def _with_magnitude(coef: np.ndarray, mag: np.ndarray) -> np.ndarray:
@@ -191,7 +216,8 @@ def reconstruct(
     """Audio for ``mag`` at a quality level ("lofi", "standard", "hifi").
 
     mag: (N_BINS, n_frames) linear magnitude. phase: an optional (N_BINS, n_frames)
-    starting phase in radians (default: PGHI from ``mag``). Returns (length,) float32 audio.
+    starting phase, in radians or as a complex spectrum whose phase is meant (default:
+    PGHI from ``mag``). Returns (length,) float32 audio.
     """
     q = level if isinstance(level, Quality) else quality(level)
     return griffin_lim(mag, q.iterations, length=length, seed=seed,

@@ -76,6 +76,27 @@ def istft_frames(spec: np.ndarray, length: int) -> np.ndarray:
     return y
 
 
+def project_frames(spec: np.ndarray, length: int) -> np.ndarray:
+    """The consistency projection STFT(ISTFT(spec)), frame-major, without the signal.
+
+    Equal to ``stft_frames(istft_frames(spec, length))`` but one in-place pass between
+    the two FFTs instead of four (overlap-add, cut, pad, frame): it is the body of every
+    Griffin-Lim iteration.
+    spec: (n_frames(length), N_BINS) complex64, not modified. Returns the same shape, complex64.
+    """
+    import scipy.fft
+
+    from . import kernels
+
+    n = spec.shape[0]
+    if n != n_frames(length):
+        raise ValueError(f"{n} frames do not cover {length} samples ({n_frames(length)} do)")
+    frames = scipy.fft.irfft(spec, n=N_FFT, axis=1, workers=WORKERS)  # float32 for complex64 input
+    # the padded signal's samples that hold the output: [N_FFT/2, N_FFT/2 + length)
+    kernels.reframe(frames, WINDOW, HOP, _inverse_window_sum(n), N_FFT // 2, N_FFT // 2 + length)
+    return scipy.fft.rfft(frames, axis=1, workers=WORKERS)
+
+
 def stft(y: np.ndarray) -> np.ndarray:
     """Short-time Fourier transform.
 

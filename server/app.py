@@ -18,6 +18,7 @@ import resource
 import shutil
 import signal
 import sys
+import threading
 import time
 
 import websockets
@@ -37,6 +38,9 @@ log = logging.getLogger("musicoder.server")
 
 # the biggest frame websockets accepts; protocol limits inside it give error frames
 MAX_FRAME_BYTES = 2 * protocol.frames.MAX_CHUNK_BYTES
+# niceness of the decoder threads and their ffmpeg processes, as the workers' (pool.py): the
+# event loop's thread, at 0, answers pings first
+DECODE_NICE = 5
 # frames read ahead per connection before reading pauses (websockets' default is 16): with
 # 200 clients uploading at once, what waits in memory stays a few chunks each
 MAX_QUEUED_FRAMES = 4
@@ -57,8 +61,25 @@ def rss(pid: int | str = "self") -> tuple[int, int]:
     return cur, peak
 
 
+def lower_thread_priority(nice: int) -> None:
+    """Run the calling thread, and the processes it starts (ffmpeg), at ``nice``. Linux
+    keeps a nice value per thread and a child inherits its thread's: the event loop's
+    own thread keeps its priority. Elsewhere, or not allowed: nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
+def is_ready(stats: dict, stopping: bool) -> bool:
+    """Ready to convert at full speed: every worker slot's process has started and loaded
+    the models (a worker being replaced makes it false for that while), and not stopping.
+    Connections are served before: their conversions queue until a worker is ready."""
+    return not stopping and stats.get("workers_ready", 0) >= stats.get("workers", 1)
+
+
 class App:
-    """What all sessions share: settings, the pool, the texture catalogue, the registry."""
+    """What all sessions share: settings, the pool, the texture catalogue, the registry.
+    It is the ``session.Services`` each Session is given (app imports session, never the
+    reverse)."""
 
     def __init__(self, settings: Settings, pool: WorkerPool | None = None):
         self.settings = settings
@@ -72,7 +93,9 @@ class App:
         self.started = time.monotonic()
         self.limits = audio.Limits(max_bytes=settings.max_upload_bytes, max_track_seconds=settings.max_track_seconds,
                                    max_window_seconds=settings.max_window_seconds)
-        self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+        self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode",
+                                                              initializer=lower_thread_priority,
+                                                              initargs=(DECODE_NICE,))
         self._exemplars: dict[str, tuple[str, bytes]] = {}
         self.gate = access.Gate(settings)
         self.server = None
@@ -120,10 +143,13 @@ class App:
     # ---- HTTP and WebSocket -------------------------------------------------------------
 
     def health(self) -> dict:
+        """/healthz: ``ready`` (every worker process started and its models loaded, and
+        not stopping), counts, the pool's figures, memory (bytes)."""
         stats = self.pool.stats()
         server_rss, server_peak = rss()
         workers = {pid: rss(pid) for pid in stats.get("worker_pids", [])}
         return {
+            "ready": is_ready(stats, self.shutting_down),
             "status": "stopping" if self.shutting_down else "ok",
             "version": __version__,
             "protocol": protocol.PROTOCOL_VERSION,
@@ -274,8 +300,9 @@ async def serve_forever(settings: Settings, stop: asyncio.Future | None = None) 
             app.server = server
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                log.info("listening on %s://%s:%d (workers %d, models %s, data %s)", "wss" if tls else "ws", host,
-                         port, settings.workers, settings.models, os.path.abspath(settings.data_dir))
+                log.info("listening on %s://%s:%d (workers %d in %d process(es), models %s, data %s)",
+                         "wss" if tls else "ws", host, port, settings.workers, settings.processes, settings.models,
+                         os.path.abspath(settings.data_dir))
             access.warn_if_exposed(settings, [sock.getsockname()[0] for sock in server.sockets])
             await stop
             await app.shutdown()

@@ -12,13 +12,30 @@ import os
 ENV_PREFIX = "MUSICODER_"
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (taskset, a container's
+    cpuset) where the OS has one, else every core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def pool_shape(workers: int, processes: int, cores: int) -> tuple[int, int]:
+    """(conversions at once, worker processes) from the settings, 0 meaning the default:
+    one conversion per core, each in a process of its own (no GIL shared between jobs,
+    and a crash or kill takes one job down). More processes than conversions would idle."""
+    workers = workers or cores
+    return workers, min(processes or workers, workers)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"  # 0.0.0.0 or :: to serve other machines
     port: int = 8765  # 0: any free port (the log says which)
     data_dir: str = "data"  # holds receive/<session>/ and temp/<session>/
-    workers: int = 2  # conversions at once (worker threads, all processes together)
-    processes: int = 1  # worker processes sharing them (each loads TensorFlow and the models: ~1 GB)
+    workers: int = 0  # conversions at once, all worker processes together (0: one per core)
+    processes: int = 0  # worker processes they run in (0: one per conversion; fewer: threads share a process)
     max_clients: int = 64  # connections at once
     max_connections_per_ip: int = 0  # connections at once from one client address (0: no cap)
     token: str = dataclasses.field(default="", repr=False)  # clients send "Authorization: Bearer TOKEN"; "": none
@@ -43,6 +60,14 @@ class Settings:
     models: str = "models"  # module with TEXTURES / texture() / load() (tests.passthrough_models: identity, for tests)
     log_level: str = "INFO"
 
+    def __post_init__(self):
+        # 0 resolved here, once, so that every reader (pool, logs, /healthz) sees the same
+        # numbers; a negative is left as it is for load() to refuse
+        if self.workers >= 0 and self.processes >= 0:
+            workers, processes = pool_shape(self.workers, self.processes, usable_cores())
+            object.__setattr__(self, "workers", workers)  # (frozen: set once, at construction)
+            object.__setattr__(self, "processes", processes)
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -60,8 +85,9 @@ _HELP = {
     "host": "address to listen on (default 127.0.0.1; 0.0.0.0 for all)",
     "port": "TCP port (default 8765; 0 picks a free one)",
     "data_dir": "folder for per-session files (default ./data)",
-    "workers": "conversions at once (default 2)",
-    "processes": "worker processes they run in (default 1: TensorFlow and the models loaded once)",
+    "workers": f"conversions at once (default 0: one per core, {usable_cores()} here)",
+    "processes": "worker processes they run in (default 0: one per conversion, each running one at a time; "
+                 "fewer: the conversions of a process run in threads)",
     "max_clients": "connections at once (default 64)",
     "max_upload_mb": "largest upload in MiB (default 200)",
     "max_connections_per_ip": "connections at once from one client address; more get HTTP 429 (default 0: no cap)",
@@ -116,7 +142,10 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     if args.port_positional is not None and args.port is None:
         values["port"] = args.port_positional
     settings = Settings(**values)
-    for name in ("workers", "processes", "max_clients", "queue", "jobs_per_session", "chunk_kb"):
+    for name in ("workers", "processes"):
+        if getattr(settings, name) < 1:  # 0 became the default in Settings: only a negative is left
+            raise SystemExit(f"musicoder-server: error: {name} must be 0 (the default) or more")
+    for name in ("max_clients", "queue", "jobs_per_session", "chunk_kb"):
         if getattr(settings, name) < 1:
             raise SystemExit(f"musicoder-server: error: {name} must be at least 1")
     if not 0 <= settings.port <= 65535:

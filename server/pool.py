@@ -9,8 +9,10 @@ later one can put the same interface on Ray or Dask so that several front ends s
 the workers.
 
 ProcessPool: ``workers`` conversion slots in ``processes`` worker processes (default
-one process with two job threads: TensorFlow and the models loaded once); one duplex
-pipe and one reader thread per process; a bounded FIFO queue in the parent; a
+one single-slot process per core: the numpy texture networks cost a process a few MB
+and ~30 ms, so nothing is gained by sharing one, and separate processes share no GIL;
+fewer processes than slots run the extra jobs as threads); one duplex pipe and one
+reader thread per process; a bounded FIFO queue in the parent; a
 cancelled job stops between two iterations, or its process is killed after
 ``cancel_grace`` seconds; a process that dies (killed, crashed, out of memory) or a job
 that runs past ``job_timeout`` fails its jobs with ``worker_failed`` and the process is
@@ -25,11 +27,11 @@ import dataclasses
 import itertools
 import logging
 import multiprocessing
-import os
 import threading
 import time
 
 from . import worker as worker_mod
+from .config import pool_shape, usable_cores
 from .worker import JobOutput, JobSpec
 
 log = logging.getLogger("musicoder.server.pool")
@@ -146,6 +148,9 @@ class _Worker:
         self.jobs: dict[int, JobHandle] = {}
         self.timers: dict[int, asyncio.TimerHandle] = {}
         self.killed_by_us = False
+        self.spawned = 0.0  # time.monotonic() at the last start
+        self.start_seconds: float | None = None  # start → ready, the last start
+        self.imports_tensorflow: bool | None = None  # as its ready message says
 
     @property
     def free(self) -> int:
@@ -153,12 +158,14 @@ class _Worker:
 
 
 class ProcessPool(WorkerPool):
-    """``workers`` conversions at once, in ``processes`` spawned worker processes (threads
-    inside each: the models are loaded once per process)."""
+    """``workers`` conversions at once (0: one per core), in ``processes`` spawned worker
+    processes (0: one per conversion; fewer: the rest run as threads inside them)."""
 
-    def __init__(self, workers: int = 2, queue: int = 32, models: str = "models", job_timeout: float = 300.0,
+    def __init__(self, workers: int = 0, queue: int = 32, models: str = "models", job_timeout: float = 300.0,
                  cancel_grace: float = 10.0, expected: dict[str, float] | None = None, nice: int = 5,
-                 processes: int = 1, preload: bool = True, max_running_seconds: float = 30.0):
+                 processes: int = 0, preload: bool = True, max_running_seconds: float = 30.0):
+        cores = usable_cores()
+        workers, processes = pool_shape(max(workers, 0), max(processes, 0), cores)
         self.size = workers
         self.max_queue = queue
         self.models = models
@@ -167,8 +174,7 @@ class ProcessPool(WorkerPool):
         self.nice = nice
         self.preload = preload
         self.max_running_seconds = max_running_seconds
-        processes = max(1, min(processes, workers))
-        self.threads = max(1, (os.cpu_count() or 1) // workers)  # compute threads per job
+        self.threads = max(1, cores // workers)  # compute threads per job: the cores shared out, no more
         self._expected = dict(DEFAULT_EXPECTED_SECONDS if expected is None else expected)
         self._ctx = multiprocessing.get_context("spawn")
         self._workers = [_Worker(i, workers // processes + (1 if i < workers % processes else 0))
@@ -196,7 +202,7 @@ class ProcessPool(WorkerPool):
         proc.start()
         child.close()  # only the worker holds its end: EOF here when it dies
         w.process, w.conn, w.pid, w.ready, w.killed_by_us = proc, parent, proc.pid, False, False
-        w.jobs, w.timers = {}, {}
+        w.jobs, w.timers, w.spawned = {}, {}, time.monotonic()
         threading.Thread(target=self._reader, args=(w, parent, proc), name=f"pool-reader-{w.index}",
                          daemon=True).start()
         log.info("worker process %d starting, pid %d, %d slot(s)", w.index, proc.pid, w.slots)
@@ -334,8 +340,12 @@ class ProcessPool(WorkerPool):
             return
         kind = msg[0]
         if kind == "ready":
-            w.ready = True
-            log.info("worker process %d ready, pid %d", w.index, msg[1])
+            info = msg[2]
+            w.ready, w.start_seconds = True, time.monotonic() - w.spawned
+            w.imports_tensorflow = info["imports_tensorflow"]
+            log.info("worker process %d ready, pid %d, in %.2f s (%s)%s", w.index, msg[1], w.start_seconds,
+                     ", ".join(f"{k} {v:.2f} s" for k, v in info["phases"].items()),
+                     "; it imported TensorFlow" if w.imports_tensorflow else "")
             self._dispatch()
             return
         job = w.jobs.get(msg[1])
@@ -414,4 +424,12 @@ class ProcessPool(WorkerPool):
             "restarts": self.restarts,
             "worker_pids": [w.pid for w in self._workers if w.pid is not None],
             "busy_pids": [w.pid for w in self._workers if w.jobs and w.pid is not None],
+            "slots_per_process": [w.slots for w in self._workers],
+            "compute_threads_per_job": self.threads,
+            # start → ready of each process's last start (None: not ready yet)
+            "worker_start_seconds": [None if w.start_seconds is None or not w.ready else round(w.start_seconds, 2)
+                                     for w in self._workers],
+            # None until a worker is ready; then whether any ready one imported TensorFlow
+            "workers_import_tensorflow": None if not any(w.ready for w in self._workers) else
+            any(w.imports_tensorflow for w in self._workers if w.ready),
         }

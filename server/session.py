@@ -8,6 +8,10 @@ jobs (which frees their workers), closes the upload and deletes both folders.
 States: connected → (hello) → greeted; a track exists after a complete upload.
 Requests are handled in order; conversions run as tasks that forward the pool's
 events, so that cancel and other requests are served while they run.
+
+What a session needs of the server it belongs to is :class:`Services` (the settings,
+the pool, decoding, the texture catalogue, the welcome); ``app.App`` provides it. The
+dependency points one way: app imports session, never the reverse.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import os
 import shutil
 import unicodedata
 import uuid
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import aiofiles
 from websockets.exceptions import ConnectionClosed
@@ -30,10 +34,8 @@ from musicoder import audio, reconstruct
 from musicoder.errors import InputError
 
 from . import pool as pool_mod
+from .config import Settings
 from .worker import JobSpec
-
-if TYPE_CHECKING:
-    from .app import App
 
 logger = logging.getLogger("musicoder.server")
 PEAK_COLUMNS = 800
@@ -106,13 +108,36 @@ class _Track:
         self.window_path = window_path
 
 
+class Services(Protocol):
+    """What the sessions share, provided by the server (``app.App``)."""
+
+    settings: Settings
+    pool: pool_mod.WorkerPool
+    shutting_down: bool  # the whole server is stopping: no new uploads or conversions
+
+    def welcome(self, re: int, session_id: str) -> protocol.Welcome:
+        """The answer to hello: limits, textures, qualities, formats."""
+
+    def texture(self, name: str):
+        """The texture called name; InputError("unknown_texture") if none."""
+
+    async def decode(self, path: str, start: float, duration: float) -> audio.Clip:
+        """A window of the file at path (s), decoded off the event loop."""
+
+    def peaks(self, samples, columns: int) -> bytes:
+        """The protocol's PEAKS payload of samples, in columns."""
+
+    async def exemplar(self, texture) -> tuple[str, bytes]:
+        """(format, bytes) of the texture's exemplar clip."""
+
+
 class Session:
-    def __init__(self, app: "App", ws):
-        self.app = app
+    def __init__(self, services: Services, ws):
+        self.services = services
         self.ws = ws
         self.id = uuid.uuid4().hex
         self.log = SessionLog(logger, {"session": self.id})
-        s = app.settings
+        s = services.settings
         self.receive_dir = os.path.join(s.receive_dir, self.id)
         self.temp_dir = os.path.join(s.temp_dir, self.id)
         self.greeted = False
@@ -132,7 +157,7 @@ class Session:
         await self.ws.send(protocol.encode(msg))
 
     async def send_blob(self, kind: protocol.Kind, ref: int, data: bytes) -> None:
-        for frame in protocol.chunks(kind, ref, data, self.app.settings.chunk_kb * 1024):
+        for frame in protocol.chunks(kind, ref, data, self.services.settings.chunk_kb * 1024):
             await self.ws.send(frame)
 
     async def error(self, code: str, message: str, re: int | None = None, request: str | None = None,
@@ -144,7 +169,7 @@ class Session:
 
     async def run(self) -> None:
         """Read and handle frames until the connection ends or goes idle."""
-        idle = self.app.settings.idle_timeout
+        idle = self.services.settings.idle_timeout
         while True:
             try:
                 data = await asyncio.wait_for(self.ws.recv(), timeout=idle)
@@ -237,13 +262,13 @@ class Session:
                                                         f"{protocol.PROTOCOL_VERSION}, not {msg.version}.")
         self.greeted = True
         self.log.info("hello from %r", msg.client[:100])
-        await self.send(self.app.welcome(msg.id, self.id))
+        await self.send(self.services.welcome(msg.id, self.id))
 
     async def on_upload(self, msg: protocol.Upload) -> None:
         if self.shutting_down:
             raise InputError("shutting_down", "The server is stopping; it takes no uploads.")
         await self._abort_upload()
-        limit = self.app.settings.max_upload_bytes
+        limit = self.services.settings.max_upload_bytes
         if msg.size > limit:
             self._reject(msg.id)
             raise InputError("too_large", f"The file is {msg.size / 2**20:.1f} MB; the limit is {limit / 2**20:g} MB.")
@@ -313,7 +338,7 @@ class Session:
         self.track = None
         window_path = os.path.join(self.temp_dir, "window.f32")
         try:
-            clip = await self.app.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS)
+            clip = await self.services.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS)
             await self._keep_window(clip, window_path)
         except (InputError, OSError):
             os.remove(path)
@@ -327,17 +352,17 @@ class Session:
             re=up.id, name=up.name, duration=duration, sample_rate=max(info.sample_rate, 0), channels=clip.channels,
             codec=info.codec[:64], window={"start": clip.start, "duration": clip.duration}, peaks=PEAK_COLUMNS,
             warnings=list(clip.warnings)))
-        await self.send_blob(protocol.Kind.PEAKS, up.id, self.app.peaks(clip.samples, PEAK_COLUMNS))
+        await self.send_blob(protocol.Kind.PEAKS, up.id, self.services.peaks(clip.samples, PEAK_COLUMNS))
 
     async def on_clip(self, msg: protocol.Clip) -> None:
         if self.track is None:
             raise protocol.ProtocolError("not_ready", "Upload a track before choosing a window.")
-        clip = await self.app.decode(self.track.path, msg.start, msg.duration)
+        clip = await self.services.decode(self.track.path, msg.start, msg.duration)
         await self._keep_window(clip, self.track.window_path)
         self.log.info("window %.2f s + %.2f s", clip.start, clip.duration)
         await self.send(protocol.Window(re=msg.id, start=clip.start, duration=clip.duration, peaks=PEAK_COLUMNS,
                                         warnings=list(clip.warnings)))
-        await self.send_blob(protocol.Kind.PEAKS, msg.id, self.app.peaks(clip.samples, PEAK_COLUMNS))
+        await self.send_blob(protocol.Kind.PEAKS, msg.id, self.services.peaks(clip.samples, PEAK_COLUMNS))
 
     async def _keep_window(self, clip: audio.Clip, path: str) -> None:
         """The window's samples to disk (float32, little-endian), for the next convert:
@@ -370,23 +395,23 @@ class Session:
         return path
 
     async def on_preview(self, msg: protocol.Preview) -> None:
-        texture = self.app.texture(msg.texture)
-        fmt, data = await self.app.exemplar(texture)
+        texture = self.services.texture(msg.texture)
+        fmt, data = await self.services.exemplar(texture)
         self.log.info("preview %s: %d bytes", texture.name, len(data))
         await self.send(protocol.PreviewAudio(re=msg.id, texture=texture.name, format=fmt, bytes=len(data)))
         await self.send_blob(protocol.Kind.PREVIEW, msg.id, data)
 
     async def on_convert(self, msg: protocol.Convert) -> None:
-        if self.shutting_down or self.app.shutting_down:
+        if self.shutting_down or self.services.shutting_down:
             raise InputError("shutting_down", "The server is stopping; it takes no new conversions.")
         if self.track is None:
             raise protocol.ProtocolError("not_ready", "Upload a track before converting.")
-        texture = self.app.texture(msg.texture)
+        texture = self.services.texture(msg.texture)
         quality = reconstruct.quality(msg.quality)
         if msg.format not in audio.OUTPUT_FORMATS:
             raise InputError("bad_format", f"Unknown output format {msg.format!r}: use one of "
                                            f"{', '.join(audio.OUTPUT_FORMATS)}.")
-        limit = self.app.settings.jobs_per_session
+        limit = self.services.settings.jobs_per_session
         if len(self.jobs) >= limit:
             raise InputError("busy", f"This session already has {len(self.jobs)} conversion(s) under way "
                                      f"(the limit is {limit}); wait for one or cancel it.")
@@ -395,7 +420,7 @@ class Session:
                        texture=texture.name, quality=quality.name, format=msg.format, normalize=msg.normalize,
                        title=f"{self.track.name} · {texture.label} · {quality.label}", peaks_columns=PEAK_COLUMNS)
         try:
-            handle = self.app.pool.submit(spec)
+            handle = self.services.pool.submit(spec)
         except pool_mod.PoolBusy as busy:
             _remove(window)
             self.log.info("busy: %d queued", busy.queued)

@@ -36,12 +36,12 @@ def session_files(data_dir: str | os.PathLike, folders: bool = False) -> list[st
 
 
 class ServerProcess:
-    def __init__(self, data_dir: str, *args: str, models: str = "models", workers: int = 2,
+    def __init__(self, data_dir: str, *args: str, models: str = "models", workers: int | None = 2,
                  ready_timeout: float = 90.0, log_path: str | None = None, env: dict | None = None,
                  cafile: str | None = None):
         self.data_dir = str(data_dir)
         self.args = ["--host", "127.0.0.1", "--port", "0", "--data-dir", self.data_dir, "--models", models,
-                     "--workers", str(workers), *args]
+                     *(["--workers", str(workers)] if workers is not None else []), *args]  # None: the server's default
         self.workers = workers
         self.ready_timeout = ready_timeout
         self.log_path = log_path or os.path.join(self.data_dir, "server.log")
@@ -80,7 +80,7 @@ class ServerProcess:
         while wait_workers:
             h = self.health()
             self.worker_pids = h["worker_pids"]
-            if h["workers_ready"] >= self.workers:
+            if h["ready"]:  # every worker process started, its models loaded
                 break
             if time.monotonic() > deadline:
                 self.stop()

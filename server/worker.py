@@ -1,17 +1,23 @@
 """The body of one conversion worker process (started with the spawn method).
 
-One process runs up to ``slots`` conversions at once, each in its own thread: the
-engine's compiled kernels, its FFTs and TensorFlow release the GIL, and the texture
-models (TensorFlow alone is ~600 MB resident) are loaded once per process and shared
-by its threads, which is what keeps the whole server within its memory budget.
+By default the pool runs one such process per core, each converting one job at a time
+(``slots`` 1): jobs share no GIL (the encoders, matplotlib's PNG and the engine's Python
+glue hold it), a crash or a kill takes one job down, and each process's numeric
+libraries run one thread, so that N processes on N cores do not oversubscribe them.
+With ``slots`` > 1 (``--processes`` below ``--workers``) a process runs that many jobs
+in threads, sharing its memory: the engine's compiled kernels and FFTs release the GIL.
+What a process holds at start (numpy, scipy, numba's compiled kernels, matplotlib, the
+numpy texture models: a few MB of weights) is ~0.3 GB resident.
 
 Pipe messages, parent → worker: ``(job_id, JobSpec)`` to start a job,
-``("cancel", job_id)``, ``None`` to stop. Worker → parent: ``("ready", pid)``, then per
-job ``("progress", id, stage, fraction)`` messages and one final ``("done", id,
-JobOutput)``, ``("cancelled", id)`` or ``("failed", id, code, message)``.
+``("cancel", job_id)``, ``None`` to stop. Worker → parent: ``("ready", pid, info)``
+(info: :func:`ready_info`), then per job ``("progress", id, stage, fraction)``
+messages and one final ``("done", id, JobOutput)``, ``("cancelled", id)`` or
+``("failed", id, code, message)``.
 
-Only this process imports the engine's heavy parts and TensorFlow; the event loop's
-process never does.
+Only this process imports the engine's heavy parts (numba, scipy, matplotlib); the
+event loop's process never does. TensorFlow is imported by neither: the texture
+networks run in numpy (models/runtime.py), and the ready message says so.
 """
 from __future__ import annotations
 
@@ -53,10 +59,22 @@ class JobOutput:
 
 
 def _limit_threads(threads: int) -> None:
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "TF_NUM_INTRAOP_THREADS"):
+    """Compute threads of numba (the engine's kernels) and of the BLAS under numpy (the
+    texture networks' matrix products), per job. Read when those libraries load, so this
+    runs before the engine is imported (a spawned process starts without them)."""
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+
+def _limit_fft_threads(threads: int) -> None:
+    """scipy.fft threads per transform. The engine's ``spectral.WORKERS`` (2: the whole
+    2-core machine) would have N single-job processes run 2N FFT threads on N cores
+    (measured: a few per cent slower, and more CPU). It is read at each call, so it is
+    set on the module here, after import (musicoder/ is not the server's to change)."""
+    from musicoder import spectral
+
+    if hasattr(spectral, "WORKERS"):
+        spectral.WORKERS = threads
 
 
 def tune_malloc() -> None:
@@ -75,7 +93,7 @@ def tune_malloc() -> None:
 def _trim() -> None:
     # A job's matplotlib figure is a reference cycle holding ~1.6 MB (its image and Agg
     # buffer): collected now, not at some rare full collection (+5 MB per job otherwise).
-    # Cheap (~15 ms) because serve() froze the start-up objects (TensorFlow's) out of the GC.
+    # Cheap (~15 ms) because serve() froze the start-up objects (the libraries') out of the GC.
     gc.collect()
     try:
         import ctypes
@@ -97,7 +115,7 @@ def _warm_up(engine, audio, render) -> None:
 
 
 class _Worker:
-    def __init__(self, conn, models_module: str, slots: int):
+    def __init__(self, conn, models_module: str, slots: int, threads: int = 1):
         import importlib
 
         import numpy as np
@@ -106,6 +124,7 @@ class _Worker:
         from musicoder.errors import InputError
         from protocol import peaks_to_bytes
 
+        _limit_fft_threads(threads)
         self.audio, self.engine, self.reconstruct, self.render, self.np = audio, engine, reconstruct, render, np
         self.InputError, self.peaks_to_bytes = InputError, peaks_to_bytes
         self.conn = conn
@@ -127,8 +146,9 @@ class _Worker:
             return self.loaded[name]
 
     def preload(self) -> None:
-        """Every texture's model loaded and traced now, so that no user waits for
-        TensorFlow (~10 s). A model that fails to load is logged; its jobs fail later."""
+        """Every texture's model loaded (~30 ms each) and run once now: a broken or missing
+        model shows in the log at start, not at some user's first job. A model that fails
+        to load is logged; its jobs fail later."""
         import numpy as np
 
         for name in self.models.TEXTURES:
@@ -137,12 +157,17 @@ class _Worker:
             except Exception as err:
                 print(f"musicoder worker {os.getpid()}: cannot preload the {name} model: {err}", file=sys.stderr)
 
-    def serve(self, preload: bool) -> None:
+    def serve(self, preload: bool, phases: dict[str, float]) -> None:
+        """Warm up, load the models, say ready, then take jobs until told to stop.
+        phases: seconds each start-up step took so far (the ready message carries them)."""
+        t0 = time.monotonic()
         _warm_up(self.engine, self.audio, self.render)
+        t1 = time.monotonic()
         if preload:
             self.preload()
+        phases = {**phases, "warm_up": t1 - t0, "models": time.monotonic() - t1}
         gc.freeze()  # what start-up made lives for ever: no collection walks it again
-        self.send(("ready", os.getpid()))
+        self.send(("ready", os.getpid(), ready_info(phases)))
         while True:
             try:
                 msg = self.conn.recv()
@@ -210,9 +235,17 @@ class _Worker:
             _trim()
 
 
+def ready_info(phases: dict[str, float]) -> dict:
+    """What the ready message tells the parent (and /healthz): whether TensorFlow got
+    imported here (it must not: the networks are numpy), and the start-up steps' seconds."""
+    return {"imports_tensorflow": "tensorflow" in sys.modules,
+            "phases": {name: round(seconds, 3) for name, seconds in phases.items()}}
+
+
 def main(conn, models_module: str, slots: int, threads: int, nice: int, preload: bool = True) -> None:
     """Worker entry point: conn a duplex multiprocessing Connection; slots jobs at once,
     each with ``threads`` compute threads."""
+    t0 = time.monotonic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _limit_threads(threads)
@@ -222,4 +255,5 @@ def main(conn, models_module: str, slots: int, threads: int, nice: int, preload:
             os.nice(nice)  # the event loop's process answers pings first
         except OSError:
             pass
-    _Worker(conn, models_module, slots).serve(preload)
+    worker = _Worker(conn, models_module, slots, threads)
+    worker.serve(preload, {"imports": time.monotonic() - t0})

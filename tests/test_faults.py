@@ -72,10 +72,10 @@ def test_abrupt_disconnects_at_random_points_leave_a_healthy_clean_server(srv):
 # ---- a worker killed mid-job ------------------------------------------------------------------
 
 def test_a_worker_killed_mid_job_fails_that_job_the_pool_recovers_and_the_others_finish(tmp_path):
-    """Two worker processes of one slot each: killing the one that runs job A fails A
-    with worker_failed; B (running in the other) and C (queued) still finish, and a new
-    process takes the killed one's place."""
-    server = ServerProcess(tmp_path / "data", "--processes", "2", models=PLUMBING)
+    """Two workers make, by default, two processes of one slot each: killing the one that runs
+    job A fails A with worker_failed; B (running in the other) and C (queued) still
+    finish, and a new process takes the killed one's place."""
+    server = ServerProcess(tmp_path / "data", models=PLUMBING)
     try:
         server.start()
 
@@ -106,7 +106,8 @@ def test_a_worker_killed_mid_job_fails_that_job_the_pool_recovers_and_the_others
                 return before, pid
 
         before, pid = run(main(), timeout=240)
-        h = server.wait_health(lambda h: h["workers_ready"] == 2, timeout=60)
+        h = server.wait_health(lambda h: h["ready"], timeout=60)
+        assert before["slots_per_process"] == [1, 1] and h["slots_per_process"] == [1, 1]
         assert h["restarts"] == before["restarts"] + 1 and pid not in h["worker_pids"] and len(h["worker_pids"]) == 2
         assert h["failed"] == before["failed"] + 1 and h["completed"] >= before["completed"] + 2
         assert_healthy(server)

@@ -101,3 +101,57 @@ def test_a_starting_phase_is_used_and_checked(demo_samples, demo_magnitude):
     assert np.corrcoef(back, demo_samples)[0, 1] > 0.99
     with pytest.raises(ValueError, match="does not match"):
         reconstruct.reconstruct(demo_magnitude, "lofi", length=n, phase=phase[:, :-1])
+
+
+@pytest.mark.parametrize("length", [spectral.HOP * 40, spectral.HOP * 40 + 77])
+def test_the_fused_projection_is_istft_then_stft(length):
+    # project_frames does overlap-add, cut, pad and framing in one in-place pass: it must
+    # give what the two transforms give, at any length, and leave its input alone.
+    rng = np.random.default_rng(1)
+    shape = (spectral.n_frames(length), spectral.N_BINS)
+    spec = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    before = spec.copy()
+    fused = spectral.project_frames(spec, length)
+    plain = spectral.stft_frames(spectral.istft_frames(spec, length))
+    assert fused.shape == plain.shape and fused.dtype == np.complex64
+    assert np.abs(fused - plain).max() < 1e-5 * np.abs(plain).max()
+    assert np.array_equal(spec, before)
+    with pytest.raises(ValueError, match="frames do not"):
+        spectral.project_frames(spec, length + spectral.HOP)
+
+
+def test_a_complex_start_is_its_phase(demo_samples, demo_magnitude):
+    # The engine hands over the music's spectrum itself (no angles); any layout of it
+    # must start from the same phase as its angle in radians.
+    n = len(demo_samples)
+    frames = spectral.stft_frames(demo_samples)
+    by_angle = reconstruct.reconstruct(demo_magnitude, "lofi", length=n, phase=np.angle(frames.T))
+    for start in (frames.T, np.ascontiguousarray(frames.T)):
+        by_spectrum = reconstruct.reconstruct(demo_magnitude, "lofi", length=n, phase=start)
+        assert np.abs(by_spectrum - by_angle).max() < 1e-4 * np.abs(by_angle).max()
+    with pytest.raises(ValueError, match="frames do not make"):
+        reconstruct.reconstruct(demo_magnitude, "lofi", length=n + spectral.HOP, phase=frames.T)
+
+
+@pytest.fixture(scope="module")
+def textured_magnitude(demo_samples):
+    """A stand-in for a texture network's output: the music's magnitude blended in the log
+    domain with a noise bed's, so that no signal has exactly this magnitude."""
+    noise = np.random.default_rng(2).standard_normal(len(demo_samples)).astype(np.float32)
+    music = spectral.to_log(spectral.magnitude(demo_samples))
+    bed = spectral.to_log(spectral.magnitude(noise * 0.05))
+    return spectral.from_log(0.7 * music + 0.3 * bed)
+
+
+@pytest.mark.parametrize("level", list(reconstruct.QUALITIES))
+def test_each_level_from_the_musics_phase_reaches_the_original_griffin_lim(level, demo_samples,
+                                                                           textured_magnitude):
+    # A conversion: phase retrieval on the new magnitude, started from the music's phase
+    # (as engine.render does), against the original's plain Griffin-Lim on that magnitude.
+    q = reconstruct.QUALITIES[level]
+    n = len(demo_samples)
+    ours = reconstruct.reconstruct(textured_magnitude, q, length=n, phase=spectral.stft_frames(demo_samples).T)
+    plain = librosa.griffinlim(textured_magnitude, n_iter=q.reference_iterations, hop_length=spectral.HOP,
+                               n_fft=spectral.N_FFT, momentum=0.0, init="random", random_state=0, length=n)
+    assert (spectral.spectral_convergence_db(ours, textured_magnitude)
+            <= spectral.spectral_convergence_db(plain, textured_magnitude))

@@ -504,7 +504,10 @@ def test_third_party_client_gets_welcome(srv):
 
 def test_healthz(srv):
     h = srv.health()
-    assert h["status"] == "ok" and h["workers"] == 2 and h["protocol"] == 1
+    assert h["status"] == "ok" and h["ready"] is True and h["workers"] == 2 and h["protocol"] == 1
+    assert (h["processes"], h["slots_per_process"], h["workers_ready"]) == (2, [1, 1], 2)  # one job per process
+    assert h["server_imports_tensorflow"] is False and h["workers_import_tensorflow"] is False
+    assert all(0 < s < 90 for s in h["worker_start_seconds"]), h["worker_start_seconds"]
     assert h["rss_bytes"]["total"] >= h["rss_bytes"]["server"] > 0
     import urllib.error
     import urllib.request
@@ -512,6 +515,63 @@ def test_healthz(srv):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/other", timeout=5)
     assert e.value.code == 404
+
+
+def test_the_default_pool_is_one_single_slot_process_per_core():
+    from server.config import load, usable_cores
+    from server.pool import ProcessPool
+
+    cores = usable_cores()
+    pool = ProcessPool(models=PLUMBING)  # not started: its shape only
+    assert (pool.size, len(pool._workers), pool.threads) == (cores, cores, 1)
+    assert [w.slots for w in pool._workers] == [1] * cores
+    s = load([], environ={})
+    assert (s.workers, s.processes) == (cores, cores)
+    threads = ProcessPool(workers=4, processes=1, models=PLUMBING)  # --processes 1: jobs as threads
+    assert [w.slots for w in threads._workers] == [4]
+
+
+def test_one_process_with_two_job_threads_still_serves(tmp_path):
+    """--processes 1 --workers 2: two conversions at once as threads of one process."""
+    with ServerProcess(tmp_path / "data", "--processes", "1", models=PLUMBING) as server:
+        h = server.health()
+        assert (h["processes"], h["slots_per_process"], h["ready"]) == (1, [2], True)
+
+        async def one(i: int) -> float:
+            async with client.Client(server.url, name=f"t{i}") as c:
+                await c.upload(wav_bytes(3.0))
+                return (await c.convert("laser", "lofi")).duration
+
+        async def main():
+            return await asyncio.gather(one(0), one(1))
+
+        assert all(abs(d - 3.0) < 0.05 for d in run(main()))
+        assert server.health()["completed"] == 2
+
+
+def test_decoding_runs_below_the_event_loop_priority(tmp_path):
+    """ffmpeg and resampling run at the workers' niceness; the event loop's thread keeps
+    its own, so that pings are answered first (Linux: nice is per thread)."""
+    import threading
+
+    from server.app import DECODE_NICE, App
+    from server.config import Settings
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if base:
+        pytest.skip(f"the tests run at nice {base}")
+    app = App(Settings(models=PLUMBING, data_dir=str(tmp_path)))
+    try:
+        nice = app._decoder.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+        assert nice == DECODE_NICE and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    finally:
+        app._decoder.shutdown()
+
+
+def test_session_does_not_import_the_app():
+    """The dependency points one way: app → session (Session gets a Services)."""
+    source = (REPO / "server" / "session.py").read_text()
+    assert "from .app" not in source and "import app" not in source and "server.app" not in source
 
 
 def test_connection_failed_is_one_line():

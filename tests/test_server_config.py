@@ -8,9 +8,22 @@ from server import config
 
 def test_defaults():
     s = config.load([], environ={})
+    cores = config.usable_cores()
     assert (s.host, s.port, s.workers, s.processes, s.max_clients, s.max_upload_bytes) == \
-        ("127.0.0.1", 8765, 2, 1, 64, 200 * 2**20)
+        ("127.0.0.1", 8765, cores, cores, 64, 200 * 2**20)  # one single-slot worker process per core
     assert s.receive_dir.endswith("receive") and s.temp_dir.endswith("temp")
+    assert config.Settings().workers == cores  # resolved however Settings is made
+
+
+@pytest.mark.parametrize("workers, processes, cores, shape", [
+    (0, 0, 4, (4, 4)),  # the default: one conversion per core, each in its own process
+    (2, 0, 4, (2, 2)),  # --workers 2: two single-slot processes
+    (2, 1, 4, (2, 1)),  # --processes 1: one process, two job threads
+    (3, 5, 1, (3, 3)),  # never more processes than conversions
+    (0, 1, 2, (2, 1)),
+])
+def test_pool_shape(workers, processes, cores, shape):
+    assert config.pool_shape(workers, processes, cores) == shape
 
 
 def test_environment_then_flags_then_positional_port():
@@ -23,7 +36,8 @@ def test_environment_then_flags_then_positional_port():
     assert config.load(["9200"], environ={}).port == 9200  # python -m server 9200
 
 
-@pytest.mark.parametrize("argv, env", [(["--workers", "0"], {}), ([], {"MUSICODER_PORT": "eighty"}),
+@pytest.mark.parametrize("argv, env", [(["--workers", "-1"], {}), (["--processes", "-2"], {}),
+                                       (["--queue", "0"], {}), ([], {"MUSICODER_PORT": "eighty"}),
                                        (["--port", "70000"], {})])
 def test_bad_settings_exit_with_a_message(argv, env):
     with pytest.raises(SystemExit):

@@ -44,3 +44,4 @@ def test_every_texture_through_the_server(tmp_path: Path):
         run(main(), timeout=600)
         h = srv.health()
         assert h["completed"] == 3 and h["server_imports_tensorflow"] is False
+        assert h["workers_import_tensorflow"] is False  # (each worker's ready message says)
