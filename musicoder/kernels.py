@@ -6,8 +6,15 @@ into buffers the caller owns.
 """
 from __future__ import annotations
 
-import numba
-import numpy as np
+import os
+
+# OpenMP's default keeps numba's worker spinning for a while after each parallel loop, on
+# the core scipy.fft's threads need next: measured 20 % slower reconstruction, twice as
+# slow at times. Only takes effect if OpenMP is not yet started in this process.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402  (after the setting above)
+import numpy as np  # noqa: E402
 
 _JIT = {"parallel": True, "cache": True, "fastmath": True, "nogil": True}
 
