@@ -3,6 +3,7 @@
     python -m bench.server_load [--connections 200] [--flows 150] [--quality standard]
                                 [--models models] [--workers N] [--processes P] [--queue Q]
                                 [--url ws://HOST:PORT [--data-dir DIR]] [--json]
+    python -m bench.server_load --pool-only ROUNDS [--jobs 16]   # processes against threads
 
 Starts a real server on loopback (a free port, a temporary data dir, room for the
 connections), or targets ``--url``. All N connections are opened and greeted first;
@@ -27,6 +28,12 @@ peak RSS ≤ 1.0 GB; and, on the 2-core reference machine only, ≥ 90 flows/min
 not in the exit status: it depends on the machine). The machine's load average at the
 start is printed: figures taken beside other jobs are not comparable.
 ``--json``: one JSON object as the last line; exit status 1 when a goal is missed.
+
+``--pool-only ROUNDS``: the conversions alone, through the worker pool with no server
+(``--jobs`` Standard conversions of a 10 s window submitted at once), one single-slot
+process per core against one process with a job thread per core, in turn, so that
+both see the same load from the rest of the machine: jobs per minute and CPU seconds
+per job of each shape.
 """
 from __future__ import annotations
 
@@ -391,6 +398,61 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+# ---- the pool alone: processes against threads --------------------------------------------------
+
+async def _pool_round(window: str, jobs: int, workers: int, processes: int, quality: str, models: str) -> dict:
+    """One pool of ``workers`` slots in ``processes`` processes: ``jobs`` conversions of the
+    window submitted at once; wall seconds to the last result and the workers' CPU seconds
+    (their start-up excluded)."""
+    from server.pool import Done, ProcessPool
+    from server.worker import JobSpec
+
+    pool = ProcessPool(workers=workers, processes=processes, queue=jobs, models=models)
+    await pool.start()
+    try:
+        while pool.stats()["workers_ready"] < workers:
+            await asyncio.sleep(0.05)
+        pids = pool.stats()["worker_pids"]
+        cpu0 = sum(sum(cpu_seconds(p)) for p in pids)
+        t0 = time.perf_counter()
+        handles = [pool.submit(JobSpec(window_path=window, seconds=10.0, texture=TEXTURES[i % len(TEXTURES)],
+                                       quality=quality, format="wav", normalize=True, title="pool")) for i in range(jobs)]
+        for h in handles:
+            while not isinstance(ev := await h.events.get(), Done):
+                if ev.__class__.__name__ in ("Failed", "JobCancelled"):
+                    raise RuntimeError(f"a pool job ended with {ev}")
+        wall = time.perf_counter() - t0
+        return {"wall_s": wall, "jobs_per_min": 60 * jobs / wall,
+                "cpu_per_job_s": (sum(sum(cpu_seconds(p)) for p in pids) - cpu0) / jobs}
+    finally:
+        await pool.close()
+
+
+def pool_ab(rounds: int = 4, jobs: int = 16, quality: str = "standard", models: str = "models") -> dict:
+    """Conversions alone (no network, no decoding), one single-slot process per core
+    against one process with a thread per core, in turn for ``rounds`` rounds: the two
+    see the same load from whatever else runs on the machine."""
+    from musicoder import audio
+
+    cores = usable_cores()
+    shapes = {f"{cores} processes x 1": cores, f"1 process x {cores} threads": 1}
+    out: dict[str, list[dict]] = {name: [] for name in shapes}
+    with tempfile.TemporaryDirectory(prefix="musicoder-pool-") as tmp:
+        window = os.path.join(tmp, "window.f32")
+        audio.load(DEMO_CLIP, 5.0, 10.0).samples.astype("<f4").tofile(window)
+        for i in range(rounds):
+            for name, processes in shapes.items():
+                r = asyncio.run(_pool_round(window, jobs, cores, processes, quality, models))
+                out[name].append(r)
+                print(f"round {i + 1}, {name}: {r['jobs_per_min']:.1f} jobs/min, {r['cpu_per_job_s']:.2f} CPU s "
+                      f"per job (load average {os.getloadavg()[0]:.1f})", flush=True)
+    for name, rs in out.items():
+        print(f"{name}: median {_percentile([r['jobs_per_min'] for r in rs], 0.5):.1f} jobs/min, "
+              f"{_percentile([r['cpu_per_job_s'] for r in rs], 0.5):.2f} CPU s per job ({rounds} rounds of {jobs} "
+              f"{quality} conversions of a 10 s window)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.server_load", description=__doc__.split("\n\n")[0])
     ap.add_argument("--connections", type=int, default=200, help="connections open at once (default 200)")
@@ -403,7 +465,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", help="load this server instead of starting one (ws://HOST:PORT)")
     ap.add_argument("--data-dir", help="with --url: its data dir, to count the files left")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--pool-only", type=int, metavar="ROUNDS", default=0,
+                    help="instead: the worker pool alone, processes against threads, ROUNDS rounds in turn")
+    ap.add_argument("--jobs", type=int, default=16, help="with --pool-only: conversions per round (default 16)")
     a = ap.parse_args(argv)
+    if a.pool_only:
+        result = pool_ab(a.pool_only, a.jobs, a.quality, a.models)
+        if a.json:
+            print(json.dumps(result))
+        return 0
     if not 1 <= a.flows < a.connections:
         ap.error("need 1 <= flows < connections (the rest stay idle and measure ping)")
     raise_open_files_limit()  # N client sockets need more than the usual 1024
