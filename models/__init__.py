@@ -188,6 +188,6 @@ def _weights_problem(weights: dict[str, np.ndarray], params: dict) -> str | None
         if weights[key].shape != shape:
             return f"{key} is {weights[key].shape}, expected {shape}"
         bias = key.replace("/kernel", "/bias")
-        if bias != key and weights.get(bias, np.empty(0)).shape != (shape[-1],):
+        if key.endswith("/kernel") and weights.get(bias, np.empty(0)).shape != (shape[-1],):
             return f"{bias} missing or of the wrong shape"
     return None

@@ -50,11 +50,10 @@ def keras_forward(model, log_mag: np.ndarray, noise: np.ndarray) -> np.ndarray:
 
 def demo_log_mag(seconds: float = 10.0) -> np.ndarray:
     """(frames, N_BINS) float32 log-magnitude of the demo clip's first ``seconds``."""
-    from musicoder import audio, spectral
+    from musicoder import audio
 
     demo = Path(__file__).resolve().parent.parent / "examples" / "demo.ogg"
-    samples = audio.load(demo, duration=seconds).samples
-    return np.ascontiguousarray(spectral.to_log(spectral.magnitude(samples)).T)
+    return runtime.frame_major_log_mag(audio.load(demo, duration=seconds).samples)
 
 
 def export(texture: str, weights_dir: Path = WEIGHTS_DIR) -> float:

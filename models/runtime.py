@@ -25,6 +25,14 @@ from . import network
 CHUNK_FRAMES = 1024  # frames a chunk produces (11.9 s): big enough that matrix products dominate
 
 
+def frame_major_log_mag(samples: np.ndarray) -> np.ndarray:
+    """(n,) float samples at the engine's rate → (frames, N_BINS) float32 natural-log
+    magnitude, the layout the network sees."""
+    from musicoder import spectral
+
+    return np.ascontiguousarray(spectral.to_log(spectral.magnitude(samples)).T)
+
+
 def context_frames(params: dict) -> int:
     """Frames of context one output frame needs on each side: the dilated kernel-3
     blocks reach ``d`` frames each way, the templates ``(width - 1) // 2``."""
