@@ -94,7 +94,9 @@ class TextureModel:
         Deterministic: the network's noise input is seeded (same input, same output).
         Runs in chunks of ``chunk_frames`` (default ``runtime.CHUNK_FRAMES``) with the
         network's context around each, so the output does not depend on the chunking
-        and memory does not grow with the clip.
+        and memory does not grow with the clip. The result is frame-major in memory (the
+        transpose of a C-contiguous (frames, N_BINS) array), the layout the network and
+        phase retrieval work in: no transposed copies on the way.
         """
         from . import network, runtime
 
@@ -107,7 +109,7 @@ class TextureModel:
         z = network.noise(frames, int(self.params["noise_channels"]), int(self.params["noise_seed"]))
         y = runtime.forward_chunked(self._weights, self.params, np.ascontiguousarray(log_mag.T), z,
                                     chunk_frames or runtime.CHUNK_FRAMES)
-        return np.ascontiguousarray(y.T)
+        return y.T
 
 
 def network_bins() -> int:

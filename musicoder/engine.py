@@ -93,7 +93,7 @@ def render(
     report("reconstructing", 0.0)
     # Start phase retrieval from the music's own phase: where the network kept the music,
     # its partials stay in place (a PGHI start from the new magnitude smears them).
-    out = reconstruct.reconstruct(mag, q, length=len(samples), phase=spec, seed=seed,
+    out = reconstruct.reconstruct(mag, q, length=len(samples), phase=spec, overwrite_phase=True, seed=seed,
                                   on_progress=lambda f: report("reconstructing", f),
                                   should_cancel=should_cancel)
     timings["reconstructing"] = time.perf_counter() - t0

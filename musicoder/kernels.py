@@ -105,7 +105,8 @@ def reframe(frames, window, hop, inverse_window_sum, lo, hi):
 def with_phase_of(mag, start, out):
     """out = mag · start / |start| (phase 0 where start is 0): a magnitude given the phase of
     a complex spectrum, without computing angles. mag: (n_frames, n_bins) float32;
-    start: (n_frames, n_bins) complex, any strides; out: (n_frames, n_bins) complex64."""
+    start: (n_frames, n_bins) complex, any strides; out: (n_frames, n_bins) complex64 (may
+    be start itself: each element is read before it is written)."""
     for m in numba.prange(mag.shape[0]):
         for k in range(mag.shape[1]):
             s = start[m, k]

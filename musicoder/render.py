@@ -1,11 +1,13 @@
 """Pictures of audio: waveform peaks for drawing, and a spectrogram PNG.
 
 The PNG is drawn with matplotlib's object API on the Agg canvas, never pyplot: no
-global figure state, so it is safe in threads and worker processes.
+global figure state; each thread keeps its own figures, so it is safe in threads and
+worker processes.
 """
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 
@@ -27,6 +29,7 @@ def waveform_peaks(y: np.ndarray, columns: int = 800) -> np.ndarray:
 
 
 _FREQ_TICKS_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 16000)
+_RANGE_DB = 80.0  # the colour scale: from the clip's peak down to 80 dB below it
 
 
 def spectrogram_png(y: np.ndarray, title: str = "", rate: int = spectral.SAMPLE_RATE,
@@ -36,40 +39,81 @@ def spectrogram_png(y: np.ndarray, title: str = "", rate: int = spectral.SAMPLE_
 
     y: (n,) float at ``rate`` (must be ``spectral.SAMPLE_RATE``). The linear-frequency
     STFT is interpolated onto log-spaced rows so that the image shows music's octaves
-    evenly; drawn with imshow (one image), which is fast.
+    evenly. Levels are dB re the clip's peak (0 to -80 dB), so the axes, ticks and
+    colour bar depend only on the size and the duration: they are drawn once per thread
+    and reused, and each call draws only the image and the title on them (a full
+    matplotlib draw is ~0.2 s, most of a worker's time outside the engine).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if rate != spectral.SAMPLE_RATE:
         raise ValueError(f"spectrogram_png expects {spectral.SAMPLE_RATE} Hz audio")
     db = spectral.to_db(spectral.magnitude(y))
-    top = float(db.max()) if db.size else 0.0
+    db -= float(db.max()) if db.size else 0.0
     bin_hz = rate / spectral.N_FFT
     rows = np.geomspace(min_hz, max_hz, height_px)
     lo = np.floor(rows / bin_hz).astype(int)
     frac = (rows / bin_hz - lo)[:, None]
     image = db[lo] * (1 - frac) + db[lo + 1] * frac
-    octaves = np.log2(max_hz / min_hz)
     seconds = float(spectral.frames_to_seconds(db.shape[1] - 1))
+    chart = _chart(width_px, height_px, seconds, min_hz, max_hz)
+    return chart.png(image, title)
 
-    dpi = 100
-    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    im = ax.imshow(image, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
-                   extent=(0.0, seconds, 0.0, octaves), interpolation="nearest")
-    ticks = [f for f in _FREQ_TICKS_HZ if min_hz <= f <= max_hz]
-    ax.set_yticks([np.log2(f / min_hz) for f in ticks])
-    ax.set_yticklabels([f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("frequency (Hz)")
-    if title:
-        ax.set_title(title)
-    # Fixed margins rather than tight_layout, and fast zlib: each would otherwise cost
-    # another full draw or ~0.15 s of compression, in every conversion.
-    fig.subplots_adjust(left=0.075, right=0.965, bottom=0.12, top=0.92 if title else 0.97)
-    fig.colorbar(im, ax=ax, label="dB", fraction=0.05, pad=0.015)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
-    return buf.getvalue()
+
+class _Chart:
+    """One spectrogram figure: drawn once with an empty image and no title, then, per
+    call, that background restored and only the image, the axes' frame and the title
+    drawn over it (matplotlib's blitting). Not shared between threads."""
+
+    def __init__(self, width_px: int, height_px: int, seconds: float, min_hz: float, max_hz: float):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        dpi = 100
+        self.figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+        self.canvas = FigureCanvasAgg(self.figure)
+        self.axes = ax = self.figure.add_subplot()
+        octaves = np.log2(max_hz / min_hz)
+        self.image = ax.imshow(np.full((2, 2), -_RANGE_DB), origin="lower", aspect="auto", cmap="magma",
+                               vmin=-_RANGE_DB, vmax=0.0, extent=(0.0, seconds, 0.0, octaves),
+                               interpolation="nearest")
+        ticks = [f for f in _FREQ_TICKS_HZ if min_hz <= f <= max_hz]
+        ax.set_yticks([np.log2(f / min_hz) for f in ticks])
+        ax.set_yticklabels([f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("frequency (Hz)")
+        # fixed margins (room for a title), not tight_layout: the layout must not depend on it
+        self.figure.subplots_adjust(left=0.075, right=0.965, bottom=0.12, top=0.92)
+        self.figure.colorbar(self.image, ax=ax, label="dB re peak", fraction=0.05, pad=0.015)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.figure.bbox)
+
+    def png(self, image: np.ndarray, title: str) -> bytes:
+        """PNG bytes of the chart showing image ((height_px, frames) dB re peak) and title."""
+        from PIL import Image
+
+        self.canvas.restore_region(self.background)
+        self.image.set_data(image)
+        self.axes.draw_artist(self.image)
+        for spine in self.axes.spines.values():  # the image covers the frame's inner half
+            self.axes.draw_artist(spine)
+        self.axes.set_title(title)
+        if title:
+            self.axes.draw_artist(self.axes.title)
+        rgba = np.asarray(self.canvas.buffer_rgba())
+        buf = io.BytesIO()
+        # fast zlib: the default level costs ~0.15 s more per picture for a few % of size
+        Image.fromarray(rgba).save(buf, format="png", compress_level=1)
+        return buf.getvalue()
+
+
+_CHARTS = threading.local()
+
+
+def _chart(width_px: int, height_px: int, seconds: float, min_hz: float, max_hz: float) -> _Chart:
+    """This thread's chart for these settings, made on first use (a few are kept)."""
+    charts = _CHARTS.__dict__.setdefault("charts", {})
+    key = (width_px, height_px, seconds, min_hz, max_hz)
+    if key not in charts:
+        if len(charts) >= 4:
+            charts.pop(next(iter(charts)))
+        charts[key] = _Chart(width_px, height_px, seconds, min_hz, max_hz)
+    return charts[key]

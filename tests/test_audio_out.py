@@ -78,3 +78,13 @@ def test_spectrogram_png_is_a_valid_image(demo_samples):
     image = imread(io.BytesIO(png), format="png")
     assert image.shape[:2] == (400, 1000)
     assert image[..., :3].std() > 0.05  # something is drawn
+
+
+def test_spectrogram_png_keeps_nothing_of_the_previous_picture(demo_samples):
+    # each picture is drawn over a background kept from the first: a title or an image
+    # left behind by an earlier call would show through
+    first = render.spectrogram_png(demo_samples, "")
+    render.spectrogram_png(demo_samples[::-1] * 0.1, "a long title " * 6)
+    assert render.spectrogram_png(demo_samples, "") == first
+    titled = render.spectrogram_png(demo_samples, "demo")
+    assert titled != first
