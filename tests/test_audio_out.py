@@ -46,6 +46,22 @@ def test_loudness_normalisation_reaches_the_target(demo_samples):
     assert abs(audio.loudness_lufs(out) - audio.TARGET_LUFS) < 0.5
 
 
+@pytest.mark.parametrize("gain,rate", [(1.0, 44100), (0.01, 44100), (0.3, 22050)])
+def test_loudness_agrees_with_pyloudnorm(demo_samples, gain, rate):
+    # ffmpeg's ebur128 meter against an independent BS.1770-4 implementation, on music
+    import pyloudnorm
+    import soxr
+
+    y = soxr.resample(demo_samples * gain, 44100, rate).astype(np.float32) if rate != 44100 else demo_samples * gain
+    theirs = pyloudnorm.Meter(rate).integrated_loudness(y.astype(np.float64))
+    assert abs(audio.loudness_lufs(y, rate) - theirs) < 0.1
+
+
+def test_loudness_of_silence_and_of_too_short_a_clip_is_minus_infinity():
+    assert audio.loudness_lufs(np.zeros(44100 * 2, np.float32)) == -np.inf
+    assert audio.loudness_lufs(np.full(1000, 0.5, np.float32)) == -np.inf
+
+
 def test_clipping_guard_holds_the_peak(demo_samples):
     out = audio.normalize_loudness(demo_samples, target_lufs=-3.0)
     assert np.max(np.abs(out)) <= 10 ** (audio.PEAK_CEILING_DB / 20) + 1e-6
