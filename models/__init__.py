@@ -35,8 +35,9 @@ class ModelError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Texture:
-    """A texture: ``name`` (id), ``label`` (UI), one-sentence ``description``, and the
-    path of its exemplar recording."""
+    """A texture: ``name`` (id), ``label`` (UI), a ``description`` of what a conversion
+    sounds like (measured on held-out music, not what the exemplar promises), and the
+    path of its exemplar recording (the preview)."""
 
     name: str
     label: str
@@ -47,13 +48,16 @@ class Texture:
 TEXTURES: "collections.OrderedDict[str, Texture]" = collections.OrderedDict(
     (t.name, t) for t in (
         Texture("laser", "Laser",
-                "Bright sci-fi zaps: fast downward-sweeping, buzzy pitch glides fired several times a second.",
+                ("Your music with a buzzy, metallic shimmer above 4 kHz that pulses on its beats; "
+                 "not yet separate zaps (preview: the laser zaps it learns from)."),
                 EXEMPLARS_DIR / "laser.flac"),
         Texture("water", "Water",
-                "A babbling brook: a bed of flowing noise with bubbling, gurgling highs.",
+                ("Your music with its highs turned into a steady, even hiss, like distant running water; "
+                 "no bubbles yet (preview: the brook it learns from)."),
                 EXEMPLARS_DIR / "water.flac"),
         Texture("future", "Future",
-                "A futuristic synth pad: chorused sawtooth chords through a slowly sweeping resonant filter, gated in sixteenths.",
+                ("Your music darker and padded: kept below 4 kHz, the highs rolled off (only attacks reach "
+                 "6 kHz); no filter sweep yet (preview: the synth pad it learns from)."),
                 EXEMPLARS_DIR / "future.flac"),
     )
 )
