@@ -1,42 +1,68 @@
-"""Judge a texture network on held-out music, the way the product applies it.
+"""Judge the texture networks on music from whole packages that training never saw.
 
-    python -m models.evaluate --texture water [--clips 6] [--json] [--update-metadata]
+    python -m models.evaluate [--texture laser|water|future|all] [--quality standard,hifi]
+                              [--music-dir DIR] [--tracks-per-package 3] [--allow-small]
+                              [--json PATH] [--update-metadata]
 
-Cuts 10 s windows from different held-out validation tracks, converts each through
-``musicoder.engine.render(samples, "hifi", model.transform)``, and scores it with the
-independent judge (``shared/eval/texture_judge.py``, beside the repository; override
-with ``$MUSICODER_JUDGE_DIR``) against the texture's exemplar, with ``--frontier``
-(advantage over crossfading the exemplar in). Prints one row per clip (advantage,
-timbre and texture gain, content) and the mean; ``--update-metadata`` stores the
-summary in ``models/weights/{texture}.json``.
+Validation set: the ``val_packages`` of ``DIR/manifest.json`` (made by
+``scripts/gather_training_music.py``; DIR is ``$MUSICODER_MUSIC_DIR``, else
+/work/musicdata2), whose tracks are ``DIR/val/<package>__<track>.<ext>``. Per package,
+N tracks evenly spread over its sorted names, one 10 s window each at 30 s (the middle
+for a track under 40 s). Refused below 12 clips or 4 styles unless ``--allow-small``.
+
+Every clip goes through the product path, ``musicoder.engine.render(samples, quality,
+models.load(texture).transform)``, and, as a reference on the same clips in the same run,
+through the same render with the "morph" transform ``0.7·log X + 0.3·log S`` (S: the
+exemplar's magnitude at the clip's level, tiled over time). Each output is scored by the
+independent judge (``shared/eval/texture_judge.py`` beside the repository; override with
+``$MUSICODER_JUDGE_DIR``) with its frontier: advantage over crossfading the exemplar in.
+
+Prints one row per clip × texture × method × quality, a summary per texture × method ×
+quality, the bar of issue 11 and the mean advantage per style. ``--json PATH`` writes all
+of it; ``--update-metadata`` stores each network's summary in
+``models/weights/{texture}.json`` under ``validation``. Temporary WAVs only, no cache.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from . import TEXTURES, WEIGHTS_DIR, load
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VAL = Path(os.environ.get("MUSICODER_VAL_DIR", "/work/musicdata/val"))
+DEFAULT_MUSIC_DIR = Path(os.environ.get("MUSICODER_MUSIC_DIR", "/work/musicdata2"))
+QUALITIES = ("standard", "hifi")
+METHODS = ("network", "morph")
 CLIP_SECONDS = 10.0
-# (track file, start s): one window per track, orchestral (Wesnoth), electronic game
-# music (Warzone 2100) and ambient/electronic (Singularity); first N are used.
-DEFAULT_CLIPS = (
-    ("wesnoth-1.16-music__battle.ogg", 40.0),
-    ("warzone2100-music__track11.opus", 30.0),
-    ("wesnoth-1.16-music__the_deep_path.ogg", 50.0),
-    ("singularity-music__Inevitable.ogg", 70.0),
-    ("wesnoth-1.16-music__wanderer.ogg", 30.0),
-    ("warzone2100-music__track2.opus", 60.0),
-    ("wesnoth-1.16-music__into_the_shadows.ogg", 30.0),
-    ("warzone2100-music__track12.opus", 30.0),
-)
+CLIP_START_S = 30.0  # past most intros; a track shorter than CLIP_START_S + CLIP_SECONDS is cut at its middle
+TRACKS_PER_PACKAGE = 3
+MIN_CLIPS, MIN_STYLES = 12, 4  # issue 11: below this a mean says little about "held-out music"
+MORPH_WEIGHT = 0.3  # exemplar share of the reference morph exp((1-w)·log X + w·log S)
+# issue 11's bar for a network at one quality
+BAR_MEAN_ADVANTAGE = 0.10
+BAR_WORST_ADVANTAGE = -0.05
+BAR_MIN_CONTENT = 0.6
+BAR_VS_MORPH = 0.05
+JUDGE = "shared/eval/texture_judge.py --frontier"
+
+
+class ValClip(NamedTuple):
+    """One validation window: ``path`` of the track, its ``package`` and ``style``, and
+    ``start`` (s) of its CLIP_SECONDS window."""
+
+    path: Path
+    package: str
+    style: str
+    start: float
 
 
 def judge_module():
@@ -51,88 +77,316 @@ def judge_module():
                      "or set MUSICODER_JUDGE_DIR")
 
 
-def clips(val_dir: Path, n: int) -> list[tuple[Path, float]]:
-    """n (file, start s) windows from different tracks of ``val_dir``: the default list
-    where its files exist, then other tracks at 30 s."""
-    chosen = [(val_dir / f, s) for f, s in DEFAULT_CLIPS if (val_dir / f).is_file()]
+def read_manifest(music_dir: Path) -> dict:
+    """``music_dir/manifest.json``; SystemExit naming the file if it is missing or bad."""
+    path = Path(music_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest.get("val_packages"), list) or not isinstance(manifest.get("packages"), dict):
+            raise ValueError("needs a val_packages list and a packages object")
+    except (OSError, ValueError, AttributeError) as e:
+        raise SystemExit(f"{path}: no usable manifest ({type(e).__name__}: {e}); make the music folder "
+                         f"with scripts/gather_training_music.py") from None
+    return manifest
+
+
+def spread(items: list, n: int) -> list:
+    """``n`` items evenly spread over ``items`` (all of them when there are no more than n):
+    the middle of each of n equal parts, so neither end (often an intro) is favoured."""
+    if len(items) <= n:
+        return list(items)
+    return [items[int((i + 0.5) * len(items) / n)] for i in range(n)]
+
+
+def window_start(track_seconds: float) -> float:
+    """Start (s) of the window of a track lasting ``track_seconds``: CLIP_START_S, or the
+    middle CLIP_SECONDS of a track shorter than CLIP_START_S + CLIP_SECONDS."""
+    if not math.isfinite(track_seconds) or track_seconds >= CLIP_START_S + CLIP_SECONDS:
+        return CLIP_START_S
+    return max(0.0, (track_seconds - CLIP_SECONDS) / 2)
+
+
+def validation_clips(music_dir: Path, per_package: int = TRACKS_PER_PACKAGE) -> list[ValClip]:
+    """The validation windows of ``music_dir``: per held-out package (manifest order),
+    ``per_package`` of its val/ tracks spread over their sorted names. Deterministic.
+    SystemExit if a held-out package also has tracks in train/ (it would not be held out)."""
+    from musicoder import audio
+
     from .data import audio_files
 
-    used = {p.name for p, _ in chosen}
-    chosen += [(p, 30.0) for p in audio_files(val_dir) if p.name not in used]
-    return chosen[:n]
+    music_dir = Path(music_dir)
+    manifest = read_manifest(music_dir)
+    val = audio_files(music_dir / "val") if (music_dir / "val").is_dir() else []
+    train = audio_files(music_dir / "train") if (music_dir / "train").is_dir() else []
+    clips = []
+    for package in manifest["val_packages"]:
+        prefix = f"{package}__"
+        leaked = [p.name for p in train if p.name.startswith(prefix)]
+        if leaked:
+            raise SystemExit(f"{music_dir}: held-out package {package} has {len(leaked)} tracks in train/ "
+                             f"(e.g. {leaked[0]}): it is not held out")
+        style = (manifest["packages"].get(package) or {}).get("style", "unknown")
+        tracks = sorted((p for p in val if p.name.startswith(prefix)), key=lambda p: p.name)
+        clips += [ValClip(p, package, style, window_start(audio.probe(p).duration))
+                  for p in spread(tracks, per_package)]
+    return clips
 
 
-def to_judge_rate(y: np.ndarray, tj) -> np.ndarray:
-    """44.1 kHz samples → the judge's rate and level (22.05 kHz, RMS 0.1), as tj.load does."""
-    import librosa
+def check_size(clips: list[ValClip], allow_small: bool = False) -> None:
+    """SystemExit unless the set has MIN_CLIPS clips of MIN_STYLES styles (or allow_small)."""
+    styles = {c.style for c in clips}
+    if not allow_small and (len(clips) < MIN_CLIPS or len(styles) < MIN_STYLES):
+        raise SystemExit(f"validation set too small: {len(clips)} clips of {len(styles)} styles "
+                         f"({', '.join(sorted(styles)) or 'none'}); issue 11 asks for at least {MIN_CLIPS} "
+                         f"clips of {MIN_STYLES} styles (--allow-small to judge it anyway)")
 
-    y = librosa.resample(np.asarray(y, np.float32), orig_sr=44100, target_sr=tj.SR)
-    rms = float(np.sqrt(np.mean(y**2)))
-    return y * (tj.TARGET_RMS / rms) if rms > 1e-8 else y
+
+def describe(clips: list[ValClip], music_dir: Path) -> dict:
+    """The validation set as stored with the results: folder, packages, styles, clips."""
+    return {"music_dir": str(music_dir), "split_by": "package",
+            "packages": {c.package: c.style for c in clips},
+            "styles": sorted({c.style for c in clips}), "clip_count": len(clips), "clip_seconds": CLIP_SECONDS,
+            "clips": [clip_name(c) for c in clips]}
 
 
-def evaluate(texture: str, n_clips: int = 6, val_dir: Path = DEFAULT_VAL, weights_dir: Path | None = None,
-             quality: str = "hifi", progress: bool = True) -> list[dict]:
-    """Judge rows (dict per clip: clip, advantage, timbre_gain, texture_gain, content, ...)."""
+def clip_name(c: ValClip) -> str:
+    """``<package>__<track>@<start>s``: a clip's name in rows and tables."""
+    return f"{c.path.stem}@{c.start:g}s"
+
+
+def exemplar_log_mag(exemplar: np.ndarray, clip: np.ndarray) -> np.ndarray:
+    """(N_BINS, frames of the exemplar) natural-log magnitude of ``exemplar`` scaled to the
+    RMS of ``clip`` (both (n,) float at 44.1 kHz), so the morph moves timbre, not level."""
+    from musicoder import spectral
+
+    rms_s = float(np.sqrt(np.mean(np.square(exemplar, dtype=np.float64))))
+    rms_x = float(np.sqrt(np.mean(np.square(clip, dtype=np.float64))))
+    scaled = exemplar * np.float32(rms_x / rms_s) if rms_s > 1e-8 else exemplar
+    return spectral.to_log(spectral.magnitude(scaled.astype(np.float32)))
+
+
+def tile_frames(log_s: np.ndarray, frames: int) -> np.ndarray:
+    """(bins, frames) by repeating ``log_s`` (bins, m) along time from its start (or cutting it)."""
+    return log_s[:, np.arange(frames) % log_s.shape[1]]
+
+
+def morph_transform(log_s: np.ndarray, weight: float = MORPH_WEIGHT):
+    """The reference as an engine LogMagTransform: (N_BINS, frames) natural-log magnitude →
+    (1-weight)·log X + weight·log S, with S = ``log_s`` (N_BINS, m) tiled to the frames."""
+
+    def transform(log_x: np.ndarray) -> np.ndarray:
+        if weight == 0:  # exactly the music: no float round-off from 1.0·x + 0.0·s
+            return np.asarray(log_x, np.float32)
+        return ((1 - weight) * log_x + weight * tile_frames(log_s, log_x.shape[1])).astype(np.float32)
+
+    return transform
+
+
+def judge_file(tj, samples: np.ndarray, path: Path) -> np.ndarray:
+    """Write (n,) float samples at 44.1 kHz to ``path`` (float WAV) and read them back as the
+    judge reads any file (``tj.load``: librosa at 22.05 kHz, RMS-normalised)."""
+    import soundfile
+
+    from musicoder import spectral
+
+    soundfile.write(path, np.asarray(samples, np.float32), spectral.SAMPLE_RATE, subtype="FLOAT")
+    return tj.load(str(path))
+
+
+def score(tj, x: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict:
+    """The judge's figures for output ``y`` of input ``x`` against exemplar ``s`` (judge-loaded
+    arrays), with its frontier advantage; rounded to 4 decimals."""
+    r = tj.judge(x, y, s)
+    r |= tj.frontier_advantage(x, s, r)
+    return {k: round(float(r[k]), 4) for k in ("advantage", "timbre_gain", "texture_gain", "content",
+                                                 "chroma", "onset", "mix_move")}
+
+
+def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], weights_dir: Path | None = None,
+             progress: bool = True) -> list[dict]:
+    """One judge row per clip × texture × method × quality (dict: clip, package, style,
+    texture, method, quality, the judge's figures, engine_s = seconds in engine.render)."""
+    from tqdm import tqdm
+
     from musicoder import audio, engine
 
     tj = judge_module()
-    model = load(texture, weights_dir) if weights_dir else load(texture)
-    s = tj.load(str(TEXTURES[texture].exemplar_path))
+    models = {t: load(t, weights_dir) if weights_dir else load(t) for t in textures}
+    exemplars = {t: (audio.load(TEXTURES[t].exemplar_path, duration=None).samples,
+                     tj.load(str(TEXTURES[t].exemplar_path))) for t in textures}
     rows = []
-    for path, start in clips(val_dir, n_clips):
-        y = audio.load(path, start=start, duration=CLIP_SECONDS).samples
-        out = engine.render(y, quality, model.transform).samples
-        x = to_judge_rate(y, tj)
-        r = tj.judge(x, to_judge_rate(out, tj), s)
-        r |= tj.frontier_advantage(x, s, r)
-        r = {"clip": f"{path.stem}@{start:g}s", **{k: round(float(v), 4) for k, v in r.items()}}
-        rows.append(r)
-        if progress:
-            print(f"  judged {r['clip']}: advantage {r['advantage']:+.3f}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="musicoder-eval-") as tmp, \
+            tqdm(total=len(clips) * len(textures) * len(METHODS) * len(qualities), desc="judging",
+                 file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+        tmp = Path(tmp)
+        for c in clips:
+            music = audio.load(c.path, start=c.start, duration=CLIP_SECONDS).samples
+            x = judge_file(tj, music, tmp / "input.wav")
+            for t in textures:
+                transforms = {"network": models[t].transform,
+                              "morph": morph_transform(exemplar_log_mag(exemplars[t][0], music))}
+                for q in qualities:
+                    for method in METHODS:
+                        bar.set_postfix_str(f"{c.package} {t} {method} {q}", refresh=False)
+                        out = engine.render(music, q, transforms[method])
+                        y = judge_file(tj, out.samples, tmp / "output.wav")
+                        rows.append({"clip": clip_name(c), "package": c.package, "style": c.style, "texture": t,
+                                     "method": method, "quality": q, **score(tj, x, y, exemplars[t][1]),
+                                     "engine_s": round(sum(out.timings.values()), 3)})
+                        bar.update()
     return rows
 
 
-def summary(rows: list[dict]) -> dict:
-    """Mean and worst values over the clips."""
-    return {
-        "clips": len(rows),
-        "mean_advantage": round(float(np.mean([r["advantage"] for r in rows])), 4),
-        "min_advantage": round(float(np.min([r["advantage"] for r in rows])), 4),
-        "mean_content": round(float(np.mean([r["content"] for r in rows])), 4),
-        "min_content": round(float(np.min([r["content"] for r in rows])), 4),
-        "mean_timbre_gain": round(float(np.mean([r["timbre_gain"] for r in rows])), 4),
-        "mean_texture_gain": round(float(np.mean([r["texture_gain"] for r in rows])), 4),
-    }
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per texture × method × quality: clips, mean and worst advantage, mean and min content,
+    mean timbre and texture gain, and vs_morph (mean advantage minus the morph's)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["texture"], r["method"], r["quality"]), []).append(r)
+    out = []
+    for (t, m, q), rs in groups.items():
+        adv = [r["advantage"] for r in rs]
+        content = [r["content"] for r in rs]
+        out.append({"texture": t, "method": m, "quality": q, "clips": len(rs),
+                    "mean_advantage": round(float(np.mean(adv)), 4), "min_advantage": round(float(np.min(adv)), 4),
+                    "worst_clip": rs[int(np.argmin(adv))]["clip"],
+                    "mean_content": round(float(np.mean(content)), 4), "min_content": round(float(np.min(content)), 4),
+                    "mean_timbre_gain": round(float(np.mean([r["timbre_gain"] for r in rs])), 4),
+                    "mean_texture_gain": round(float(np.mean([r["texture_gain"] for r in rs])), 4)})
+    morph = {(s["texture"], s["quality"]): s["mean_advantage"] for s in out if s["method"] == "morph"}
+    for s in out:
+        ref = morph.get((s["texture"], s["quality"]))
+        s["vs_morph"] = None if ref is None else round(s["mean_advantage"] - ref, 4)
+    return out
+
+
+def bar_check(s: dict) -> dict:
+    """Issue 11's bar for one summary: each condition's pass/fail and ``passed`` (all of them;
+    the morph condition fails when there is no morph to compare with)."""
+    checks = {"mean_advantage": s["mean_advantage"] >= BAR_MEAN_ADVANTAGE,
+              "worst_advantage": s["min_advantage"] >= BAR_WORST_ADVANTAGE,
+              "min_content": s["min_content"] >= BAR_MIN_CONTENT,
+              "vs_morph": s["vs_morph"] is not None and s["vs_morph"] >= BAR_VS_MORPH}
+    return {**checks, "passed": all(checks.values())}
+
+
+def by_style(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean advantage per ``texture/method/quality`` and style."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        table.setdefault(f"{r['texture']}/{r['method']}/{r['quality']}", {}).setdefault(r["style"], []).append(
+            r["advantage"])
+    return {k: {st: round(float(np.mean(v)), 4) for st, v in d.items()} for k, d in table.items()}
+
+
+def report(rows: list[dict], summaries: list[dict], styles: dict, valset: dict) -> str:
+    """The text tables: rows, summaries, the bar, per style."""
+    w = max([len("clip"), *(len(r["clip"]) for r in rows)])
+    lines = [f"validation set: {valset['clip_count']} clips × {CLIP_SECONDS:g} s from {len(valset['packages'])} "
+             f"held-out packages ({', '.join(f'{p} {s}' for p, s in valset['packages'].items())})", "",
+             f"{'clip':{w}s} {'texture':7s} {'method':7s} {'quality':8s} {'advant':>7s} {'timbre':>7s} "
+             f"{'texture':>7s} {'content':>7s} {'chroma':>7s} {'onset':>7s} {'engine':>7s}"]
+    for r in rows:
+        lines.append(f"{r['clip']:{w}s} {r['texture']:7s} {r['method']:7s} {r['quality']:8s} "
+                     f"{r['advantage']:+7.3f} {r['timbre_gain']:+7.3f} {r['texture_gain']:+7.3f} "
+                     f"{r['content']:7.3f} {r['chroma']:7.3f} {r['onset']:7.3f} {r['engine_s']:6.2f}s")
+    lines += ["", "summary (advantage: mean, worst clip; content: mean, min; vs morph: mean advantage minus the "
+                  "morph's)",
+              f"{'texture':7s} {'method':7s} {'quality':8s} {'clips':>5s} {'mean':>7s} {'worst':>7s} "
+              f"{'content':>7s} {'min':>6s} {'vs morph':>8s}"]
+    for s in summaries:
+        vs = "" if s["vs_morph"] is None else f"{s['vs_morph']:+8.3f}"
+        lines.append(f"{s['texture']:7s} {s['method']:7s} {s['quality']:8s} {s['clips']:5d} "
+                     f"{s['mean_advantage']:+7.3f} {s['min_advantage']:+7.3f} {s['mean_content']:7.3f} "
+                     f"{s['min_content']:6.3f} {vs:>8s}")
+    lines += ["", f"bar (issue 11): mean advantage >= {BAR_MEAN_ADVANTAGE:+.2f}, no clip below "
+                  f"{BAR_WORST_ADVANTAGE:+.2f}, content >= {BAR_MIN_CONTENT} on every clip, mean advantage >= "
+                  f"morph's {BAR_VS_MORPH:+.2f}"]
+    for s in summaries:
+        if s["method"] != "network":
+            continue
+        b = bar_check(s)
+        mark = {k: "ok" if v else "FAIL" for k, v in b.items()}
+        vs = "n/a" if s["vs_morph"] is None else f"{s['vs_morph']:+.3f}"
+        lines.append(f"  {s['texture']:7s} {s['quality']:8s} {'PASS' if b['passed'] else 'FAIL'}: "
+                     f"mean {s['mean_advantage']:+.3f} {mark['mean_advantage']}, worst {s['min_advantage']:+.3f} "
+                     f"{mark['worst_advantage']}, min content {s['min_content']:.3f} {mark['min_content']}, "
+                     f"vs morph {vs} {mark['vs_morph']}")
+    names = valset["styles"]
+    lines += ["", "mean advantage per style", f"{'texture/method/quality':24s} " + " ".join(f"{n[:14]:>14s}" for n in names)]
+    for k, d in styles.items():
+        lines.append(f"{k:24s} " + " ".join(f"{d[n]:+14.3f}" if n in d else f"{'':14s}" for n in names))
+    return "\n".join(lines)
+
+
+def update_metadata(texture: str, rows: list[dict], summaries: list[dict], valset: dict,
+                    weights_dir: Path | None = None) -> Path:
+    """Store the network's results in ``{texture}.json`` under ``validation``: the keys the
+    earlier evaluation wrote (judge, quality, clip_seconds, its summary and rows, for HIFI when
+    judged) plus ``by_quality`` (summary, bar and rows per quality, morph reference) and the
+    validation set. Returns the file."""
+    meta_path = Path(weights_dir or WEIGHTS_DIR) / f"{texture}.json"
+    meta = json.loads(meta_path.read_text())
+    keys = ("clips", "mean_advantage", "min_advantage", "mean_content", "min_content", "mean_timbre_gain",
+            "mean_texture_gain", "vs_morph")
+    by_quality = {}
+    for s in summaries:
+        if s["texture"] == texture and s["method"] == "network":
+            morph = next((m for m in summaries if m["texture"] == texture and m["method"] == "morph"
+                          and m["quality"] == s["quality"]), None)
+            by_quality[s["quality"]] = {
+                **{k: s[k] for k in keys}, "bar": bar_check(s),
+                "morph": {k: morph[k] for k in keys[:-1]} if morph else None,
+                "rows": [{k: v for k, v in r.items() if k not in ("texture", "method", "quality")} for r in rows
+                         if r["texture"] == texture and r["method"] == "network" and r["quality"] == s["quality"]]}
+    if not by_quality:
+        raise SystemExit(f"no network rows for {texture}: nothing to store")
+    main_q = "hifi" if "hifi" in by_quality else next(iter(by_quality))
+    meta["validation"] = {"judge": JUDGE, "quality": main_q, "clip_seconds": CLIP_SECONDS,
+                          **{k: v for k, v in by_quality[main_q].items() if k not in ("bar", "morph")},
+                          "validation_set": {k: v for k, v in valset.items() if k != "clips"},
+                          "by_quality": by_quality}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta_path
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--texture", required=True, choices=list(TEXTURES))
-    ap.add_argument("--clips", type=int, default=6)
-    ap.add_argument("--val-dir", type=Path, default=DEFAULT_VAL)
+    ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all"])
+    ap.add_argument("--quality", default=",".join(QUALITIES), help="comma-separated: %(default)s")
+    ap.add_argument("--music-dir", type=Path, default=DEFAULT_MUSIC_DIR,
+                    help="folder with manifest.json, train/ and val/ (default $MUSICODER_MUSIC_DIR or %(default)s)")
+    ap.add_argument("--tracks-per-package", type=int, default=TRACKS_PER_PACKAGE)
+    ap.add_argument("--allow-small", action="store_true",
+                    help=f"judge a set of fewer than {MIN_CLIPS} clips or {MIN_STYLES} styles")
     ap.add_argument("--weights-dir", type=Path)
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--json", type=Path, metavar="PATH", help="write all rows and summaries to PATH")
     ap.add_argument("--update-metadata", action="store_true",
-                    help="store the summary and the table in the weights' metadata")
+                    help="store each network's summary and rows in its weights' metadata")
     a = ap.parse_args(argv)
-    rows = evaluate(a.texture, a.clips, a.val_dir, a.weights_dir)
-    summ = summary(rows)
-    if a.update_metadata:
-        meta_path = (a.weights_dir or WEIGHTS_DIR) / f"{a.texture}.json"
-        meta = json.loads(meta_path.read_text())
-        meta["validation"] = {"judge": "shared/eval/texture_judge.py --frontier", "quality": "hifi",
-                              "clip_seconds": CLIP_SECONDS, **summ, "rows": rows}
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    textures = list(TEXTURES) if a.texture == "all" else [a.texture]
+    qualities = [q.strip() for q in a.quality.split(",") if q.strip()]
+    bad = [q for q in qualities if q not in QUALITIES]
+    if bad or not qualities:
+        ap.error(f"--quality: choose from {', '.join(QUALITIES)} (got {a.quality!r})")
+    t0 = time.perf_counter()
+    clips = validation_clips(a.music_dir, a.tracks_per_package)
+    check_size(clips, a.allow_small)
+    valset = describe(clips, a.music_dir)
+    rows = evaluate(clips, textures, qualities, a.weights_dir)
+    summaries = summarise(rows)
+    styles = by_style(rows)
+    wall = time.perf_counter() - t0
+    print(report(rows, summaries, styles, valset))
+    print(f"\n{len(rows)} judged outputs in {wall:.0f} s")
     if a.json:
-        print(json.dumps({"texture": a.texture, "summary": summ, "rows": rows}))
-        return 0
-    print(f"{a.texture}: {summ['clips']} held-out clips, 10 s, hifi")
-    print(f"{'clip':48s} {'advantage':>9s} {'timbre':>7s} {'texture':>7s} {'content':>7s}")
-    for r in rows:
-        print(f"{r['clip']:48s} {r['advantage']:+9.3f} {r['timbre_gain']:+7.3f} {r['texture_gain']:+7.3f} {r['content']:7.3f}")
-    print(f"{'mean':48s} {summ['mean_advantage']:+9.3f} {summ['mean_timbre_gain']:+7.3f} "
-          f"{summ['mean_texture_gain']:+7.3f} {summ['mean_content']:7.3f}")
+        a.json.write_text(json.dumps({"judge": JUDGE, "validation_set": valset, "morph_weight": MORPH_WEIGHT,
+                                      "rows": rows, "summaries": [{**s, **({"bar": bar_check(s)} if s["method"] == "network" else {})}
+                                                    for s in summaries],
+                                      "by_style": styles, "wall_s": round(wall, 1)}, indent=2) + "\n")
+    if a.update_metadata:
+        for t in textures:
+            print(f"stored in {update_metadata(t, rows, summaries, valset, a.weights_dir)}")
     return 0
 
 

@@ -1,0 +1,101 @@
+"""models.evaluate: which clips it judges (whole held-out packages, spread, deterministic,
+refused when too small or leaked into training) and the morph reference transform."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from models import evaluate
+from musicoder import spectral
+
+RATE = 8000  # the files are only probed for their duration: a low rate keeps them small
+
+
+def write_track(path, seconds: float) -> None:
+    """A quiet noise track of ``seconds`` s at RATE Hz."""
+    y = 0.1 * np.random.default_rng(len(path.name)).standard_normal(int(seconds * RATE))
+    soundfile.write(path, y.astype(np.float32), RATE)
+
+
+@pytest.fixture
+def music_dir(tmp_path):
+    """A fake gathered-music folder: two held-out packages (5 tracks of 45 s; 2 tracks, one
+    of 25 s) in val/, one training package in train/."""
+    (tmp_path / "val").mkdir()
+    (tmp_path / "train").mkdir()
+    for i in range(5):
+        write_track(tmp_path / "val" / f"alpha__t{i}.wav", 45.0)
+    write_track(tmp_path / "val" / "beta__long.wav", 45.0)
+    write_track(tmp_path / "val" / "beta__short.wav", 25.0)
+    write_track(tmp_path / "train" / "gamma__x.wav", 45.0)
+    manifest = {"val_packages": ["alpha", "beta"],
+                "packages": {"alpha": {"style": "rock", "split": "val"}, "beta": {"style": "jazz", "split": "val"},
+                             "gamma": {"style": "pop", "split": "train"}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    return tmp_path
+
+
+def test_clips_spread_over_each_held_out_package(music_dir):
+    clips = evaluate.validation_clips(music_dir, per_package=3)
+    assert [(c.path.name, c.package, c.style) for c in clips] == [
+        ("alpha__t0.wav", "alpha", "rock"), ("alpha__t2.wav", "alpha", "rock"), ("alpha__t4.wav", "alpha", "rock"),
+        ("beta__long.wav", "beta", "jazz"), ("beta__short.wav", "beta", "jazz")]
+    assert evaluate.validation_clips(music_dir, per_package=3) == clips  # deterministic
+
+
+def test_window_at_30_s_or_the_middle_of_a_short_track(music_dir):
+    starts = {c.path.name: c.start for c in evaluate.validation_clips(music_dir, per_package=3)}
+    assert starts["alpha__t0.wav"] == 30.0
+    assert starts["beta__long.wav"] == 30.0
+    assert starts["beta__short.wav"] == pytest.approx(7.5, abs=0.05)  # (25 - 10) / 2
+
+
+def test_spread_takes_the_middle_of_equal_parts():
+    assert evaluate.spread(list(range(4)), 3) == [0, 2, 3]
+    assert evaluate.spread(list(range(52)), 3) == [8, 26, 43]
+    assert evaluate.spread([1, 2], 3) == [1, 2]
+
+
+def test_small_set_refused_unless_allowed(music_dir):
+    clips = evaluate.validation_clips(music_dir, per_package=3)
+    with pytest.raises(SystemExit, match="too small: 5 clips of 2 styles"):
+        evaluate.check_size(clips)
+    evaluate.check_size(clips, allow_small=True)
+    big = [c._replace(style=f"s{i % 4}") for i, c in enumerate(clips * 3)][:12]
+    evaluate.check_size(big)  # 12 clips of 4 styles pass
+
+
+def test_held_out_package_found_in_train_is_refused(music_dir):
+    write_track(music_dir / "train" / "beta__leak.wav", 45.0)
+    with pytest.raises(SystemExit, match="beta has 1 tracks in train/"):
+        evaluate.validation_clips(music_dir)
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="manifest.json: no usable manifest"):
+        evaluate.validation_clips(tmp_path)
+
+
+def test_morph_shape_identity_and_exemplar_share():
+    rng = np.random.default_rng(0)
+    log_x = rng.normal(-5, 1, (spectral.N_BINS, 50)).astype(np.float32)
+    log_s = rng.normal(-3, 1, (spectral.N_BINS, 20)).astype(np.float32)
+    assert evaluate.morph_transform(log_s)(log_x).shape == log_x.shape
+    np.testing.assert_array_equal(evaluate.morph_transform(log_s, weight=0.0)(log_x), log_x)
+    tiled = evaluate.tile_frames(log_s, 50)
+    np.testing.assert_array_equal(tiled[:, 20:40], log_s)
+    np.testing.assert_allclose(evaluate.morph_transform(log_s, weight=1.0)(log_x), tiled)
+    np.testing.assert_allclose(evaluate.morph_transform(log_s)(log_x), 0.7 * log_x + 0.3 * tiled, atol=1e-5)
+
+
+def test_exemplar_is_matched_to_the_clips_level():
+    rng = np.random.default_rng(1)
+    exemplar = rng.standard_normal(spectral.SAMPLE_RATE).astype(np.float32)
+    quiet, loud = 0.01 * exemplar, 0.1 * exemplar
+    # a tenfold level is log(10) nats in every bin, whatever the exemplar's own level
+    diff = evaluate.exemplar_log_mag(exemplar * 3, loud) - evaluate.exemplar_log_mag(exemplar, quiet)
+    assert diff.shape[0] == spectral.N_BINS
+    np.testing.assert_allclose(np.median(diff), np.log(10), atol=1e-3)
