@@ -93,6 +93,8 @@ def test_a_worker_killed_mid_job_fails_that_job_the_pool_recovers_and_the_others
                 (pid,) = before["busy_pids"]
                 positions = {}
                 job_b = asyncio.create_task(b.convert("water", "lofi", on_accepted=lambda j, p: positions.update(b=p)))
+                while "b" not in positions:  # B accepted before C is sent: their order is the test's, not a race's
+                    await asyncio.sleep(0.01)
                 job_c = asyncio.create_task(c.convert("future", "lofi", on_accepted=lambda j, p: positions.update(c=p)))
                 while len(positions) < 2:
                     await asyncio.sleep(0.01)
