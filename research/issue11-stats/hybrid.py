@@ -6,7 +6,7 @@ from stats import P, make_transform
 import run_stats as R
 import models
 from musicoder import engine
-best = json.load(open("/work/proto11/best_laser_water_future.json"))
+best = json.load(open("/work/main/research/issue11-stats/best_round1.json"))
 clips = [c for c in C.CLIPS if not c.startswith("tr_")]
 for e in ("laser", "water", "future"):
     net = models.load(e).transform
