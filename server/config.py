@@ -12,13 +12,34 @@ import os
 ENV_PREFIX = "MUSICODER_"
 
 
-def usable_cores() -> int:
+def usable_cores(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
     """CPU cores this process may run on: its affinity mask (taskset, a container's
-    cpuset) where the OS has one, else every core."""
+    cpuset) where the OS has one, else every core; fewer where a cgroup v2 CPU quota
+    (``docker --cpus``, a systemd ``CPUQuota=``) allows less time than that."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    try:
+        with open(cgroup_cpu_max) as f:
+            quota = quota_cores(f.read())
+    except OSError:  # no cgroup v2 here
+        quota = None
+    return min(cores, quota) if quota else cores
+
+
+def quota_cores(cpu_max: str) -> int | None:
+    """Whole cores a cgroup v2 ``cpu.max`` ("QUOTA PERIOD" in µs, or "max PERIOD") allows,
+    rounded up (1.5 CPUs keep two workers busy part of the time); None when unlimited
+    or unreadable."""
+    parts = cpu_max.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return max(1, -(-quota // period)) if quota > 0 and period > 0 else None
 
 
 def pool_shape(workers: int, processes: int, cores: int) -> tuple[int, int]:

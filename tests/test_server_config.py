@@ -26,6 +26,25 @@ def test_pool_shape(workers, processes, cores, shape):
     assert config.pool_shape(workers, processes, cores) == shape
 
 
+@pytest.mark.parametrize("cpu_max, cores", [
+    ("max 100000\n", None),  # no quota
+    ("200000 100000\n", 2),  # docker --cpus 2
+    ("150000 100000", 2),  # 1.5 CPUs: rounded up
+    ("50000 100000", 1),
+    ("garbage", None),
+])
+def test_a_cgroup_quota_in_whole_cores(cpu_max, cores):
+    assert config.quota_cores(cpu_max) == cores
+
+
+def test_usable_cores_never_exceeds_the_cgroup_quota(tmp_path):
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("100000 100000\n")
+    assert config.usable_cores(str(cpu_max)) == 1
+    cpu_max.write_text("max 100000\n")
+    assert config.usable_cores(str(cpu_max)) == config.usable_cores(str(tmp_path / "absent"))
+
+
 def test_environment_then_flags_then_positional_port():
     env = {"MUSICODER_PORT": "9000", "MUSICODER_MAX_UPLOAD_MB": "50", "MUSICODER_WORKERS": "3",
            "MUSICODER_DATA_DIR": "/srv/mc"}
