@@ -107,7 +107,7 @@ def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
     """The shared body of convert and reconstruct: decode, render, write."""
     quality = reconstruct.quality(args.quality)
     output = _checked_output(args, f"{texture or 'plain'}_{quality.name}")
-    clip = audio.load(args.input, start=args.start, duration=args.duration)  # bad input fails before TensorFlow loads
+    clip = audio.load(args.input, start=args.start, duration=args.duration)  # bad input fails before the models load
     transform = None
     if texture is not None:
         import models

@@ -193,11 +193,25 @@ def judge_file(tj, samples: np.ndarray, path: Path) -> np.ndarray:
     return tj.load(str(path))
 
 
-def score(tj, x: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict:
+def frontier(tj, x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The judge's crossfade frontier for input ``x`` and exemplar ``s`` (judge-loaded
+    arrays): (contents, moves) of its 11 mixes, sorted by content. It depends on the clip
+    and the exemplar alone, so it is made once for all the methods and qualities of a clip
+    (the judge's own ``frontier_advantage`` makes it again for every output)."""
+    rows = [tj.judge(x, tj.mix(x, s, a), s) for a in np.linspace(0.0, 1.0, 11)]
+    contents = np.array([r["content"] for r in rows])
+    moves = np.array([(r["timbre_gain"] + r["texture_gain"]) / 2 for r in rows])
+    order = np.argsort(contents)  # np.interp needs increasing x
+    return contents[order], moves[order]
+
+
+def score(tj, x: np.ndarray, y: np.ndarray, s: np.ndarray, mixes: tuple[np.ndarray, np.ndarray]) -> dict:
     """The judge's figures for output ``y`` of input ``x`` against exemplar ``s`` (judge-loaded
-    arrays), with its frontier advantage; rounded to 4 decimals."""
+    arrays), with its advantage over the crossfades ``mixes`` (:func:`frontier` of x and s),
+    as ``texture_judge.py --frontier`` computes it; rounded to 4 decimals."""
     r = tj.judge(x, y, s)
-    r |= tj.frontier_advantage(x, s, r)
+    mix_move = float(np.interp(r["content"], *mixes))
+    r |= {"mix_move": mix_move, "advantage": (r["timbre_gain"] + r["texture_gain"]) / 2 - mix_move}
     return {k: round(float(r[k]), 4) for k in ("advantage", "timbre_gain", "texture_gain", "content",
                                                  "chroma", "onset", "mix_move")}
 
@@ -223,6 +237,7 @@ def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], we
             music = audio.load(c.path, start=c.start, duration=CLIP_SECONDS).samples
             x = judge_file(tj, music, tmp / "input.wav")
             for t in textures:
+                mixes = frontier(tj, x, exemplars[t][1])
                 transforms = {"network": models[t].transform,
                               "morph": morph_transform(exemplar_log_mag(exemplars[t][0], music))}
                 for q in qualities:
@@ -231,7 +246,7 @@ def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], we
                         out = engine.render(music, q, transforms[method])
                         y = judge_file(tj, out.samples, tmp / "output.wav")
                         rows.append({"clip": clip_name(c), "package": c.package, "style": c.style, "texture": t,
-                                     "method": method, "quality": q, **score(tj, x, y, exemplars[t][1]),
+                                     "method": method, "quality": q, **score(tj, x, y, exemplars[t][1], mixes),
                                      "engine_s": round(sum(out.timings.values()), 3)})
                         bar.update()
     return rows

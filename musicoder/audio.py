@@ -369,14 +369,10 @@ def loudness_lufs(y: np.ndarray, rate: int = SAMPLE_RATE) -> float:
         return -math.inf
     # the running integrated loudness after each 100 ms, as frame metadata; the last is the whole
     meter = "ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file=-"
-    proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error",
-                           "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-                           "-af", meter, "-f", "null", "-"],
-                          input=np.asarray(y, dtype="<f4").tobytes(), capture_output=True)
+    proc = _ffmpeg_on_pcm(np.asarray(y, dtype="<f4").tobytes(), "f32le", rate, ["-af", meter, "-f", "null", "-"])
     values = _LOUDNESS.findall(proc.stdout)
     if proc.returncode != 0 or not values:
-        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no reading"])[-1]
-        raise RuntimeError(f"ffmpeg could not measure loudness: {last}")
+        raise RuntimeError(f"ffmpeg could not measure loudness: {_last_line(proc.stderr, 'no reading')}")
     lufs = float(values[-1])
     return lufs if lufs > _GATE_LUFS else -math.inf
 
@@ -423,15 +419,24 @@ def encode(y: np.ndarray, fmt: str, rate: int = SAMPLE_RATE) -> bytes:
     with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
         # a file, not a pipe: flac's and mp3's muxers go back to write the length in the header
         out = os.path.join(folder, f"out.{fmt}")
-        proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error",
-                               "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-                               *ENCODER_OPTIONS[fmt], "-fflags", "+bitexact", "-f", fmt, "-y", "file:" + out],
-                              input=pcm.tobytes(), capture_output=True)
+        proc = _ffmpeg_on_pcm(pcm.tobytes(), "s16le", rate,
+                              [*ENCODER_OPTIONS[fmt], "-fflags", "+bitexact", "-f", fmt, "-y", "file:" + out])
         if proc.returncode != 0 or not os.path.exists(out):
-            last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"ffmpeg could not encode {fmt}: {last}")
+            raise RuntimeError(f"ffmpeg could not encode {fmt}: {_last_line(proc.stderr, 'no output')}")
         with open(out, "rb") as f:
             return f.read()
+
+
+def _ffmpeg_on_pcm(pcm: bytes, sample_format: str, rate: int, output: list[str]) -> subprocess.CompletedProcess:
+    """Run ffmpeg on mono raw PCM given on stdin (``sample_format``: s16le or f32le, at
+    ``rate`` Hz), with ``output``: its output options and target. Output captured."""
+    return subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-f", sample_format,
+                           "-ar", str(rate), "-ac", "1", "-i", "pipe:0", *output], input=pcm, capture_output=True)
+
+
+def _last_line(stderr: bytes, default: str) -> str:
+    """ffmpeg's last line on stderr (its error), or ``default`` when it printed none."""
+    return (stderr.decode(errors="replace").strip().splitlines() or [default])[-1]
 
 
 def write_file(path: str | os.PathLike, data: bytes) -> None:
@@ -458,8 +463,6 @@ def save(y: np.ndarray, path: str | os.PathLike, rate: int = SAMPLE_RATE) -> str
 
 def decode_bytes(data: bytes, limits: Limits = Limits()) -> np.ndarray:
     """A whole audio file given as bytes → (n,) float32 mono at ``SAMPLE_RATE``."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
         path = os.path.join(folder, "audio")
         with open(path, "wb") as f:

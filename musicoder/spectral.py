@@ -54,7 +54,7 @@ def stft_frames(y: np.ndarray) -> np.ndarray:
     padded = np.pad(np.asarray(y, dtype=np.float32), N_FFT // 2)
     frames = _scratch("frames", (n_frames(len(y)), N_FFT))
     kernels.windowed_frames(padded, WINDOW, HOP, frames)
-    return scipy.fft.rfft(frames, axis=1, workers=WORKERS)
+    return _by_blocks(scipy.fft.rfft, frames, np.empty((len(frames), N_BINS), np.complex64))
 
 
 def istft_frames(spec: np.ndarray, length: int) -> np.ndarray:
@@ -68,9 +68,7 @@ def istft_frames(spec: np.ndarray, length: int) -> np.ndarray:
     from . import kernels
 
     n = spec.shape[0]
-    frames = _scratch("frames", (n, N_FFT))
-    for a in range(0, n, FFT_BLOCK):
-        frames[a:a + FFT_BLOCK] = scipy.fft.irfft(spec[a:a + FFT_BLOCK], n=N_FFT, axis=1, workers=WORKERS)
+    frames = _by_blocks(functools.partial(scipy.fft.irfft, n=N_FFT), spec, _scratch("frames", (n, N_FFT)))
     out = _scratch("overlap_add", (N_FFT + HOP * (n - 1),))
     kernels.overlap_add(frames, WINDOW, HOP, _inverse_window_sum(n), out)
     y = np.zeros(length, dtype=np.float32)
@@ -95,16 +93,19 @@ def project_frames(spec: np.ndarray, length: int) -> np.ndarray:
     n = spec.shape[0]
     if n != n_frames(length):
         raise ValueError(f"{n} frames do not cover {length} samples ({n_frames(length)} do)")
-    # The FFTs run FFT_BLOCK frames at a time into buffers kept between calls: whole-array
+    # Into buffers kept between calls (the frame buffer is the STFTs' too): whole-array
     # FFTs would allocate (and first-touch) two fresh arrays per iteration, 84 MB at 60 s.
-    frames = _scratch("frames", (n, N_FFT))  # the one frame buffer, shared with the STFTs
-    for a in range(0, n, FFT_BLOCK):
-        frames[a:a + FFT_BLOCK] = scipy.fft.irfft(spec[a:a + FFT_BLOCK], n=N_FFT, axis=1, workers=WORKERS)
+    frames = _by_blocks(functools.partial(scipy.fft.irfft, n=N_FFT), spec, _scratch("frames", (n, N_FFT)))
     # the padded signal's samples that hold the output: [N_FFT/2, N_FFT/2 + length)
     kernels.reframe(frames, WINDOW, HOP, _inverse_window_sum(n), N_FFT // 2, N_FFT // 2 + length)
-    out = _scratch("projected", (n, N_BINS), np.complex64)
-    for a in range(0, n, FFT_BLOCK):
-        out[a:a + FFT_BLOCK] = scipy.fft.rfft(frames[a:a + FFT_BLOCK], axis=1, workers=WORKERS)
+    return _by_blocks(scipy.fft.rfft, frames, _scratch("projected", (n, N_BINS), np.complex64))
+
+
+def _by_blocks(fft, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[a:b] = fft(rows[a:b]) along axis 1, FFT_BLOCK rows at a time (their input and
+    output stay in cache; the result of each lands in ``out``, preallocated). Returns out."""
+    for a in range(0, len(rows), FFT_BLOCK):
+        out[a:a + FFT_BLOCK] = fft(rows[a:a + FFT_BLOCK], axis=1, workers=WORKERS)
     return out
 
 
@@ -133,7 +134,7 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.
     """
     buffers = _THREAD.__dict__.setdefault("buffers", {})
     buf = buffers.get(name)
-    if buf is None or buf.shape != shape:
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = buffers[name] = np.empty(shape, dtype=dtype)
     return buf
 

@@ -106,7 +106,7 @@ _HELP = {
     "host": "address to listen on (default 127.0.0.1; 0.0.0.0 for all)",
     "port": "TCP port (default 8765; 0 picks a free one)",
     "data_dir": "folder for per-session files (default ./data)",
-    "workers": f"conversions at once (default 0: one per core, {usable_cores()} here)",
+    "workers": "conversions at once (default 0: one per core, {cores} here)",
     "processes": "worker processes they run in (default 0: one per conversion, each running one at a time; "
                  "fewer: the conversions of a process run in threads)",
     "max_clients": "connections at once (default 64)",
@@ -136,11 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        f"e.g. {ENV_PREFIX}PORT=9000.")
     p.add_argument("port_positional", nargs="?", type=int, metavar="PORT",
                    help="TCP port (the original's `server.py [port]`)")
+    cores = usable_cores()  # read here, not when the module is imported
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-")
         repeatable = isinstance(f.default, tuple)
+        helptext = _HELP.get(f.name, f"(default {f.default})").format(cores=cores)
         p.add_argument(flag, dest=f.name, type=str if repeatable else type(f.default), default=None,
-                       action="append" if repeatable else "store", help=_HELP.get(f.name, f"(default {f.default})"))
+                       action="append" if repeatable else "store", help=helptext)
     return p
 
 

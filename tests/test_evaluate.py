@@ -99,3 +99,22 @@ def test_exemplar_is_matched_to_the_clips_level():
     diff = evaluate.exemplar_log_mag(exemplar * 3, loud) - evaluate.exemplar_log_mag(exemplar, quiet)
     assert diff.shape[0] == spectral.N_BINS
     np.testing.assert_allclose(np.median(diff), np.log(10), atol=1e-3)
+
+
+def test_the_frontier_made_once_gives_the_judges_own_advantage():
+    # score() reuses one frontier per clip and exemplar; it must equal texture_judge's
+    # frontier_advantage, which makes the frontier again for every output
+    try:
+        tj = evaluate.judge_module()
+    except SystemExit:
+        pytest.skip("texture_judge.py (shared/eval) is not beside the repository")
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * tj.SR) / tj.SR
+    x = (0.1 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    s = (0.1 * rng.standard_normal(len(t))).astype(np.float32)
+    y = (0.7 * x + 0.3 * s * np.abs(np.sin(2 * np.pi * 5 * t))).astype(np.float32)
+    r = tj.judge(x, y, s)
+    theirs = tj.frontier_advantage(x, s, r)
+    ours = evaluate.score(tj, x, y, s, evaluate.frontier(tj, x, s))
+    assert ours["advantage"] == pytest.approx(theirs["advantage"], abs=1e-4)
+    assert ours["mix_move"] == pytest.approx(theirs["mix_move"], abs=1e-4)

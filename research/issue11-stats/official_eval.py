@@ -6,12 +6,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, "/work/main")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import TEXTURES, evaluate as ev  # noqa: E402
-from musicoder import audio, engine, spectral  # noqa: E402
+from musicoder import audio, engine  # noqa: E402
 from stats import P, make_transform  # noqa: E402
 
 ROUND = sys.argv[2] if len(sys.argv) > 2 else "round2"  # which tuned settings: best_<ROUND>.json
@@ -26,14 +24,14 @@ with tempfile.TemporaryDirectory() as tmp:
         x = ev.judge_file(tj, music, tmp / "input.wav")
         for t in ("laser", "water", "future"):
             ex = audio.load(TEXTURES[t].exemplar_path, duration=None).samples
-            ex = ex * (np.sqrt(np.mean(music**2)) / max(np.sqrt(np.mean(ex**2)), 1e-9))
-            transform = make_transform(spectral.to_log(spectral.magnitude(ex)), P(**settings[t]))
+            transform = make_transform(ev.exemplar_log_mag(ex, music), P(**settings[t]))
             s = tj.load(str(TEXTURES[t].exemplar_path))
+            mixes = ev.frontier(tj, x, s)
             for q in ("standard", "hifi"):
                 out = engine.render(music, q, transform)
                 y = ev.judge_file(tj, out.samples, tmp / "output.wav")
                 rows.append({"clip": ev.clip_name(c), "package": c.package, "style": c.style, "texture": t,
-                             "method": "stats", "quality": q, **ev.score(tj, x, y, s),
+                             "method": "stats", "quality": q, **ev.score(tj, x, y, s, mixes),
                              "engine_s": round(sum(out.timings.values()), 3)})
                 print(rows[-1]["clip"], t, q, f"{rows[-1]['advantage']:+.3f} {rows[-1]['content']:.3f}", flush=True)
 theirs = json.loads(Path(sys.argv[1]).read_text())["rows"]
