@@ -1,6 +1,6 @@
 # `make demo` and `make test` work on a fresh machine with only Python 3.11+ and pip:
 # the first run makes .venv and installs the project into it. The demo installs the
-# runtime alone (no TensorFlow); the tests add the test, train and GUI extras.
+# runtime alone; the tests add the test and GUI extras.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,8 +14,7 @@ $(BIN)/.runtime: pyproject.toml
 	touch $@
 
 $(BIN)/.installed: $(BIN)/.runtime
-	@# train: TensorFlow, for the test that the numpy runtime equals the Keras models
-	$(BIN)/pip install --quiet -e '.[test,train]'
+	$(BIN)/pip install --quiet -e '.[test]'
 	@# the desktop client's extras build against ALSA; without its headers the GUI tests skip
 	$(BIN)/pip install --quiet -e '.[gui]' || echo "note: GUI extras not installed (apt-get install libasound2-dev)"
 	touch $@

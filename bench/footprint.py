@@ -61,7 +61,7 @@ def _peak_rss_mb(argv: list[str]) -> tuple[float, float]:
 
 
 def engine_seconds(path: str, seconds: float, texture: str = "laser", runs: int = 2) -> dict:
-    """The engine's own HIFI time (decode → network → reconstruct → encode), warm, best of
+    """The engine's own HIFI time (decode → transfer → reconstruct → encode), warm, best of
     ``runs``, in a fresh process; and that process's peak RSS (MB)."""
     out = subprocess.run([sys.executable, "-c", _CHILD, path, str(seconds), texture, str(runs)], check=True,
                          capture_output=True, text=True, cwd=REPO).stdout

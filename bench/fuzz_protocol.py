@@ -35,6 +35,7 @@ from protocol import HEADER, MAGIC, ProtocolError
 SAMPLES = [  # one valid message of every type
     protocol.Hello(id=1, version=1, client="test"),
     protocol.Upload(id=2, name="song.mp3", size=1234),
+    protocol.Upload(id=12, name="brook.wav", size=4321, purpose="exemplar"),
     protocol.UploadEnd(id=3, upload=2),
     protocol.Clip(id=4, start=1.5, duration=10.0),
     protocol.Preview(id=5, texture="laser"),
@@ -47,6 +48,7 @@ SAMPLES = [  # one valid message of every type
                      qualities=[{"name": "lofi", "label": "LOFI", "expected_seconds": 1.0}],
                      formats=["wav"], default_window=10.0),
     protocol.UploadProgress(re=2, received=10, size=1234),
+    protocol.Exemplar(re=12, name="brook.wav", duration=45.0, used=30.0, peaks=800, warnings=["cut to 30 s"]),
     protocol.Track(re=2, name="song.mp3", duration=200.0, sample_rate=48000, channels=2, codec="mp3",
                    window={"start": 0.0, "duration": 10.0}, peaks=800, warnings=[]),
     protocol.Window(re=4, start=1.5, duration=10.0, peaks=800, warnings=["silent"]),

@@ -1,7 +1,7 @@
 """The ``musicoder`` command (a shell over the compute package, the models and the
 client library): the engine in-process, or a server with ``--server``.
 
-    musicoder convert IN [-o OUT] --texture {laser,water,future} [--quality {lofi,standard,hifi}]
+    musicoder convert IN [-o OUT] (--texture {laser,water,future} | --exemplar FILE) [--quality {lofi,standard,hifi}]
                       [--start S] [--duration D] [--spectrogram OUT.png] [--no-normalize]
                       [--server ws://host:port | wss://host:port] [--token TOKEN] [--cafile CA.pem]
     musicoder textures [--json]
@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     conv = sub.add_parser("convert", help="give a window of a song a texture")
     _window_args(conv)
-    conv.add_argument("--texture", required=True, help="laser, water or future (see `musicoder textures`)")
+    kind = conv.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--texture", help="laser, water or future (see `musicoder textures`)")
+    kind.add_argument("--exemplar", metavar="FILE", help="your own texture: an audio file of it, 2 to 30 s "
+                                                         "(a longer one is cut to its first 30 s)")
     conv.add_argument("--server", metavar="URL", help="convert on a MusiCoder server (ws://host:port, or "
                                                       "wss://host:port with TLS) instead of in this process")
     conv.add_argument("--token", default=os.environ.get("MUSICODER_TOKEN") or None,
@@ -103,17 +106,35 @@ def _checked_output(args: argparse.Namespace, suffix: str) -> str:
     return output
 
 
-def _render_to_files(args: argparse.Namespace, texture: str | None) -> int:
+def _texture_name(args: argparse.Namespace) -> str | None:
+    """What the output is named after: the texture, the exemplar file's name, or None."""
+    if getattr(args, "exemplar", None):
+        return os.path.splitext(os.path.basename(args.exemplar))[0]
+    return getattr(args, "texture", None)
+
+
+def _render_to_files(args: argparse.Namespace) -> int:
     """The shared body of convert and reconstruct: decode, render, write."""
     quality = reconstruct.quality(args.quality)
+    texture = _texture_name(args)
     output = _checked_output(args, f"{texture or 'plain'}_{quality.name}")
     clip = audio.load(args.input, start=args.start, duration=args.duration)  # bad input fails before the models load
+    notes = list(clip.warnings)
     transform = None
-    if texture is not None:
+    if getattr(args, "exemplar", None):
+        import models
+
+        try:
+            exemplar = audio.load_exemplar(args.exemplar)
+        except InputError as err:  # say which of the two files is bad
+            raise InputError(err.code, f"{os.path.basename(args.exemplar)}: {err.message}") from None
+        notes += [f"{os.path.basename(args.exemplar)}: {n}" for n in exemplar.warnings]
+        transform = models.from_exemplar(exemplar.samples).transform
+    elif texture is not None:
         import models
 
         transform = models.load(texture).transform
-    for note in clip.warnings:
+    for note in notes:
         print(f"musicoder: warning: {note}", file=sys.stderr)
     with _progress_bar(sys.stderr.isatty()) as progress:
         result = engine.render(clip.samples, quality, transform, normalize=not args.no_normalize,
@@ -131,12 +152,12 @@ def _convert_on_server(args: argparse.Namespace) -> int:
     """convert --server URL: upload, convert and download through the client library."""
     import client
 
-    output = _checked_output(args, f"{args.texture}_{args.quality}")
+    output = _checked_output(args, f"{_texture_name(args)}_{args.quality}")
     with _progress_bar(sys.stderr.isatty()) as progress:
         info = client.convert_file(args.server, args.input, output, args.texture, args.quality, start=args.start,
                                    duration=args.duration, normalize=not args.no_normalize,
                                    spectrogram_path=args.spectrogram, on_progress=progress, token=args.token,
-                                   cafile=args.cafile)
+                                   cafile=args.cafile, exemplar=args.exemplar)
     for note in info.warnings:
         print(f"musicoder: warning: {note}", file=sys.stderr)
     print(output)
@@ -146,13 +167,15 @@ def _convert_on_server(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     if args.server:
         return _convert_on_server(args)
-    import models
+    if args.texture is not None:
+        import models
 
-    return _render_to_files(args, models.texture(args.texture).name)
+        args.texture = models.texture(args.texture).name  # an unknown name fails before any work
+    return _render_to_files(args)
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    return _render_to_files(args, None)
+    return _render_to_files(args)
 
 
 def run_textures(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from .connection import (
     AccessDenied,
     Client,
     ConnectionFailed,
+    Exemplar,
     JobCancelled,
     Result,
     ServerError,
@@ -13,5 +14,5 @@ from .connection import (
 )
 from .convert import ConvertInfo, convert_file
 
-__all__ = ["AccessDenied", "Client", "ConnectionFailed", "JobCancelled", "Result", "ServerError", "Track", "Window",
+__all__ = ["AccessDenied", "Client", "ConnectionFailed", "Exemplar", "JobCancelled", "Result", "ServerError", "Track", "Window",
            "ConvertInfo", "convert_file"]

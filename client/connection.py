@@ -4,6 +4,8 @@
         track = await c.upload("song.mp3", on_progress=lambda got, size: ...)
         window = await c.clip(42.5, 10.0)
         fmt, exemplar = await c.preview("laser")
+        mine = await c.upload_exemplar("brook.wav")     # the session's own texture (protocol 2)
+        result3 = await c.convert(protocol.EXEMPLAR)    # ... converted with it
         result = await c.convert("laser", "hifi", "flac", on_progress=lambda stage, fraction, eta, pos: ...)
         result2 = await c.convert("water")             # same clip, no re-upload
         await c.reconnect()                             # a new session, track and window restored
@@ -87,6 +89,16 @@ class Track:
 
 
 @dataclasses.dataclass(frozen=True)
+class Exemplar:
+    name: str
+    duration: float  # s, the file's
+    used: float  # s of it the texture is taken from
+    peaks_min: list[float]
+    peaks_max: list[float]
+    warnings: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
 class Result:
     job: int
     texture: str
@@ -126,6 +138,7 @@ class Client:
         self._blobs = protocol.Reassembler()
         self._broken: str | None = None
         self._source: tuple[str | bytes, str] | None = None  # what was uploaded, for reconnect
+        self._exemplar: tuple[str | bytes, str] | None = None  # the exemplar uploaded, for reconnect
         self._window: tuple[float, float] | None = None
 
     # ---- connection -----------------------------------------------------------------------
@@ -173,10 +186,12 @@ class Client:
         self._ws = self._reader = None
 
     async def reconnect(self) -> protocol.Welcome:
-        """A fresh connection (a new session on the server); the last upload and window
-        are sent again so that convert works as before."""
+        """A fresh connection (a new session on the server); the last upload, window and
+        exemplar are sent again so that convert works as before."""
         await self.close()
         welcome = await self.connect()
+        if self._exemplar is not None:
+            await self.upload_exemplar(*self._exemplar)
         if self._source is not None:
             source, name = self._source
             window = self._window
@@ -204,6 +219,25 @@ class Client:
                      on_progress: Callable[[int, int], None] | None = None) -> Track:
         """Send a file (a path, or its bytes); returns the track with its default window.
         on_progress(received bytes, size) as the server confirms them."""
+        msg, lo, hi, name = await self._send_file(source, name, "track", on_progress)
+        self._source = (source if isinstance(source, (bytes, bytearray)) else os.fspath(source), name)
+        self._window = None
+        return Track(name=msg.name, duration=msg.duration, sample_rate=msg.sample_rate, channels=msg.channels,
+                     codec=msg.codec, window=Window(msg.window["start"], msg.window["duration"], lo, hi, msg.warnings))
+
+    async def upload_exemplar(self, source: str | os.PathLike | bytes, name: str | None = None,
+                              on_progress: Callable[[int, int], None] | None = None) -> Exemplar:
+        """Send an exemplar file (a path, or its bytes) as the session's own texture;
+        ``convert(protocol.EXEMPLAR)`` then uses it. ServerError for a bad one (not_audio,
+        too_short, too_long, silent...); the session's previous exemplar then stays."""
+        msg, lo, hi, name = await self._send_file(source, name, protocol.EXEMPLAR, on_progress)
+        self._exemplar = (source if isinstance(source, (bytes, bytearray)) else os.fspath(source), name)
+        return Exemplar(name=msg.name, duration=msg.duration, used=msg.used, peaks_min=lo, peaks_max=hi,
+                        warnings=msg.warnings)
+
+    async def _send_file(self, source: str | os.PathLike | bytes, name: str | None, purpose: str,
+                         on_progress: Callable[[int, int], None] | None):
+        """One upload: (the server's track or exemplar message, peak minima, maxima, name)."""
         if isinstance(source, (bytes, bytearray)):
             data = bytes(source)
             name = name or "upload"
@@ -215,7 +249,8 @@ class Client:
         queue = self._register(upload_id)
         self._waiters[end_id] = queue  # an error about the file (not_audio, too_long...) answers upload_end
         try:
-            await self._send(protocol.encode(protocol.Upload(id=upload_id, name=name[:255], size=len(data))))
+            await self._send(protocol.encode(protocol.Upload(id=upload_id, name=name[:255], size=len(data),
+                                                             purpose=purpose)))
             first = await self._next(queue, upload_id)  # upload_progress 0, or an error (too_large...)
             if on_progress:
                 on_progress(first.received, first.size)
@@ -231,14 +266,10 @@ class Client:
                 if isinstance(msg, protocol.UploadProgress):
                     if on_progress:
                         on_progress(msg.received, msg.size)
-                elif isinstance(msg, protocol.Track):
+                elif isinstance(msg, (protocol.Track, protocol.Exemplar)):
                     peaks = await self._next(queue, upload_id)
                     lo, hi = protocol.peaks_from_bytes(peaks[2], msg.peaks)
-                    self._source = (source if isinstance(source, (bytes, bytearray)) else os.fspath(source), name)
-                    self._window = None
-                    return Track(name=msg.name, duration=msg.duration, sample_rate=msg.sample_rate,
-                                 channels=msg.channels, codec=msg.codec,
-                                 window=Window(msg.window["start"], msg.window["duration"], lo, hi, msg.warnings))
+                    return msg, lo, hi, name
         finally:
             self._waiters.pop(upload_id, None)
             self._waiters.pop(end_id, None)
@@ -390,7 +421,7 @@ class Client:
                     target.put_nowait(done)
             return
         msg = protocol.parse_text(data, sender="server")
-        if isinstance(msg, (protocol.Track, protocol.Window)):
+        if isinstance(msg, (protocol.Track, protocol.Exemplar, protocol.Window)):
             self._blobs.expect(protocol.Kind.PEAKS, msg.re, 8 * msg.peaks)
         elif isinstance(msg, protocol.PreviewAudio):
             self._blobs.expect(protocol.Kind.PREVIEW, msg.re, msg.bytes)

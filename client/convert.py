@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Callable
 
+import protocol
 from musicoder import audio
 from musicoder.errors import InputError
 
@@ -29,15 +30,17 @@ class ConvertInfo:
     server: str  # the server's name and version
 
 
-def convert_file(url: str, path: str | os.PathLike, out_path: str | os.PathLike, texture: str,
+def convert_file(url: str, path: str | os.PathLike, out_path: str | os.PathLike, texture: str | None,
                  quality: str = "standard", start: float = 0.0, duration: float = audio.DEFAULT_WINDOW_SECONDS,
                  normalize: bool = True, spectrogram_path: str | os.PathLike | None = None,
                  on_progress: Callable[[str, float], None] | None = None, *, timeout: float = 10.0,
-                 token: str | None = None, cafile: str | None = None) -> ConvertInfo:
+                 token: str | None = None, cafile: str | None = None,
+                 exemplar: str | os.PathLike | None = None) -> ConvertInfo:
     """Upload ``path`` to the server at ``url``, convert the window (start, duration in
     seconds) and write the audio to ``out_path`` (its extension picks the format) and
-    optionally the spectrogram PNG. token: the server's shared token; cafile: a CA file
-    to trust for a wss:// server.
+    optionally the spectrogram PNG. texture: a built-in texture, or None with
+    ``exemplar``: an audio file uploaded as the session's own texture. token: the
+    server's shared token; cafile: a CA file to trust for a wss:// server.
 
     on_progress(stage, fraction of the job) as the engine's callback: stages uploading,
     queued, analysing, transferring, reconstructing, encoding; fractions never go back.
@@ -46,17 +49,20 @@ def convert_file(url: str, path: str | os.PathLike, out_path: str | os.PathLike,
     """
     out_path = os.fspath(out_path)
     fmt = audio.output_format(out_path)
-    if not os.path.isfile(path):
-        raise InputError("not_found", f"{os.path.basename(os.fspath(path))}: no such file.")
+    for p in (path, exemplar):
+        if p is not None and not os.path.isfile(p):
+            raise InputError("not_found", f"{os.path.basename(os.fspath(p))}: no such file.")
+    if (texture is None) == (exemplar is None):
+        raise ValueError("give a texture or an exemplar, not both")
     # NaN, infinite or negative: bad_window here (the track's length and the server's limit are the server's to check)
     audio.check_window(start, duration, math.nan, max_seconds=math.inf)
     return asyncio.run(_convert(url, os.fspath(path), out_path, fmt, texture, quality, start, duration, normalize,
                                 None if spectrogram_path is None else os.fspath(spectrogram_path), on_progress,
-                                timeout, token, cafile))
+                                timeout, token, cafile, None if exemplar is None else os.fspath(exemplar)))
 
 
 async def _convert(url, path, out_path, fmt, texture, quality, start, duration, normalize, png_path, on_progress,
-                   timeout, token, cafile) -> ConvertInfo:
+                   timeout, token, cafile, exemplar) -> ConvertInfo:
     done = [0.0]
 
     def report(stage: str, fraction: float) -> None:
@@ -64,7 +70,12 @@ async def _convert(url, path, out_path, fmt, texture, quality, start, duration, 
             done[0] = max(done[0], fraction)
             on_progress(stage, done[0])
 
+    notes: list[str] = []
     async with Client(url, name="musicoder-cli", open_timeout=timeout, token=token, cafile=cafile) as client:
+        if exemplar is not None:
+            mine = await client.upload_exemplar(exemplar, on_progress=lambda got, size: report("uploading", 0.0))
+            notes += [f"{mine.name}: {n}" for n in mine.warnings]
+            texture = protocol.EXEMPLAR
         track = await client.upload(path, on_progress=lambda got, size: report("uploading", 0.0))
         window = track.window
         if (start, duration) != (window.start, window.duration):
@@ -77,5 +88,5 @@ async def _convert(url, path, out_path, fmt, texture, quality, start, duration, 
     report("done", 1.0)
     return ConvertInfo(output=out_path, spectrogram=png_path, format=result.format, bytes=len(result.audio),
                        duration=result.duration, start=window.start, job=result.job, texture=result.texture,
-                       quality=result.quality, timings=result.timings, warnings=tuple(window.warnings),
+                       quality=result.quality, timings=result.timings, warnings=(*window.warnings, *notes),
                        server=client.welcome.server if client.welcome else "")

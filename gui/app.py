@@ -25,7 +25,8 @@ HELP_TEXT = f"""MusiCoder gives a piece of music a new texture.
    OS drag-and-drop there): use Open.
 2. Drag the start of the window over the whole track, set its length (10 s by default),
    press OK. Play auditions the window.
-3. Choose a texture; Try plays a sample of it. Press OK.
+3. Choose a texture; Try plays a sample of it. Press OK. "Your own…" takes any
+   recording of a texture you like (2 to 30 s): Open exemplar…, Try plays it, OK.
 4. Choose a quality (the server's expected time is shown) and press Convert.
 5. Play the result, Save as wav, flac, mp3 or ogg, or convert again with another
    texture or quality: the song is not uploaded again.
@@ -37,7 +38,7 @@ retries by itself.
 MusiCoder is free software (AGPL-3.0-or-later). Its source, README and NOTICE are at
 {PROJECT_HOME}"""
 
-WIDTH, HEIGHT = 1100, 960
+WIDTH, HEIGHT = 1100, 1010
 SPECTROGRAM_WIDTH = 700
 PLOT_COLUMNS = 800
 
@@ -57,6 +58,9 @@ class App:
         self._window_key: tuple | None = None
         self._window_drawn: tuple[float, float] | None = None
         self._window_peaks_drawn = None
+        self._drawn_exemplar = None
+        self._result_samples = None  # the drawn result, decoded
+        self._output_holds = None  # what the output player has loaded: the result, or "preview"
         self._build()
 
     # ---- layout --------------------------------------------------------------------------
@@ -81,6 +85,10 @@ class App:
             dpg.add_dynamic_texture(1000, 400, [0.0] * (1000 * 400 * 4), tag="spectrogram_tex")
         with dpg.file_dialog(directory_selector=False, show=False, callback=self._on_open_chosen,
                              tag="open_dialog", width=700, height=420):
+            dpg.add_file_extension("Audio{.wav,.mp3,.mp4,.m4a,.flac,.ogg,.opus,.aac,.aif,.aiff}")
+            dpg.add_file_extension(".*")
+        with dpg.file_dialog(directory_selector=False, show=False, callback=self._on_exemplar_chosen,
+                             tag="exemplar_dialog", width=700, height=420):
             dpg.add_file_extension("Audio{.wav,.mp3,.mp4,.m4a,.flac,.ogg,.opus,.aac,.aif,.aiff}")
             dpg.add_file_extension(".*")
         with dpg.file_dialog(directory_selector=False, show=False, callback=self._on_save_chosen,
@@ -134,6 +142,13 @@ class App:
             with dpg.group(horizontal=True):
                 dpg.add_button(label="Try", tag="try", callback=self.try_texture)
                 dpg.add_button(label="OK", tag="texture_ok", callback=self.confirm_texture)
+                dpg.add_button(label="Open exemplar…", tag="open_exemplar",
+                               callback=lambda: dpg.show_item("exemplar_dialog"))
+                dpg.add_text("", tag="exemplar_facts")
+            with dpg.plot(tag="exemplar_plot", height=70, width=-1, no_menus=True, no_mouse_pos=True, show=False):
+                dpg.add_plot_axis(dpg.mvXAxis, label="your exemplar (s)", tag="ex_x")
+                with dpg.plot_axis(dpg.mvYAxis, tag="ex_y", no_tick_labels=True):
+                    dpg.add_shade_series([0.0], [0.0], y2=[0.0], tag="ex_wave")
 
             dpg.add_separator()
             dpg.add_text("3  Quality")
@@ -169,12 +184,19 @@ class App:
 
     def _transport(self, which: str) -> None:
         dpg = self.dpg
-        dpg.add_button(label="Play", tag=f"play_{which}", callback=lambda: self.play(which))
+        dpg.add_button(label="Play", tag=f"play_{which}", callback=lambda: self.play_button(which))
         dpg.add_button(label="Pause", tag=f"pause_{which}", callback=lambda: getattr(self.players, which).pause())
         dpg.add_button(label="Stop", tag=f"stop_{which}", callback=lambda: getattr(self.players, which).stop())
         dpg.add_text("0.0 s", tag=f"pos_{which}")
 
     # ---- user actions (the buttons call these; so can a script) ------------------------------
+
+    def play_button(self, which: str) -> None:
+        """The Play buttons: the output one plays the result, even after a preview."""
+        if which == "output" and self.model.result is not None and self._output_holds is not self.model.result:
+            self.players.output.load(self._result_samples, audio.SAMPLE_RATE)
+            self._output_holds = self.model.result
+        self.play(which)
 
     def play(self, which: str) -> None:
         try:
@@ -202,7 +224,14 @@ class App:
         if label:
             self.dpg.set_value("texture_choice", label)
 
+    def open_exemplar(self, path: str) -> None:
+        self.bridge.open_exemplar(path)
+
     def try_texture(self) -> None:
+        if self.model.own_texture:  # the user's own file: played from here, no round trip
+            if self.model.exemplar_samples is not None:
+                self._play_preview(self.model.exemplar_samples, self.model.exemplar_rate)
+            return
         name = self.model.texture or next((t["name"] for t in self.model.textures()), None)
         if name:
             self.bridge.preview(name)
@@ -226,6 +255,10 @@ class App:
     def _on_open_chosen(self, sender, data) -> None:
         if isinstance(data, dict) and data.get("file_path_name"):
             self.open_file(data["file_path_name"])
+
+    def _on_exemplar_chosen(self, sender, data) -> None:
+        if isinstance(data, dict) and data.get("file_path_name"):
+            self.open_exemplar(data["file_path_name"])
 
     def _on_save_chosen(self, sender, data) -> None:
         if isinstance(data, dict) and data.get("file_path_name"):
@@ -263,12 +296,12 @@ class App:
         for event in self.bridge.drain():
             self.model.apply(event)
             if isinstance(event, m.PreviewReady):
-                self._play_bytes(event.audio)
+                self._play_preview(audio.decode_bytes(event.audio), audio.SAMPLE_RATE)
         self._refresh()
 
-    def _play_bytes(self, data: bytes) -> None:
-        self.players.output.load(audio.decode_bytes(data), audio.SAMPLE_RATE)
-        self._drawn_result = None  # the output player now holds the preview
+    def _play_preview(self, samples, rate: int) -> None:
+        self.players.output.load(samples, rate)
+        self._output_holds = "preview"  # Play (output) loads the result again
         self.play("output")
 
     def _refresh(self) -> None:
@@ -304,6 +337,19 @@ class App:
             self._show_quality()
         desc = next((t["description"] for t in md.textures() if t["name"] == md.texture), "")
         dpg.set_value("texture_desc", desc + ("  ✓" if md.texture_confirmed else ""))
+        dpg.configure_item("open_exemplar", show=md.own_texture)
+        dpg.configure_item("exemplar_plot", show=md.own_texture and md.exemplar_samples is not None)
+        ex = md.exemplar
+        dpg.set_value("exemplar_facts", "" if not md.own_texture else
+                      f"{ex.name}  {ex.used:.1f} s used" if ex is not None else
+                      f"{md.exemplar_name}: sending…" if md.exemplar_samples is not None else "no exemplar yet")
+        if self._drawn_exemplar is not md.exemplar_samples and md.exemplar_samples is not None:
+            self._drawn_exemplar = md.exemplar_samples
+            peaks = render.waveform_peaks(md.exemplar_samples, PLOT_COLUMNS)
+            x = np.linspace(0, len(md.exemplar_samples) / md.exemplar_rate, PLOT_COLUMNS)
+            dpg.set_value("ex_wave", [x.tolist(), peaks[1].tolist(), peaks[0].tolist()])
+            dpg.fit_axis_data("ex_x")
+            dpg.fit_axis_data("ex_y")
 
     def _refresh_track(self) -> None:
         dpg, md = self.dpg, self.model
@@ -364,8 +410,9 @@ class App:
         self._drawn_result = res
         if res is None:
             return
-        samples = audio.decode_bytes(res.audio)
+        samples = self._result_samples = audio.decode_bytes(res.audio)
         self.players.output.load(samples, audio.SAMPLE_RATE)
+        self._output_holds = res
         dpg.set_value("spectrogram_tex", png_to_rgba(res.spectrogram, 1000, 400))
         work = {k: v for k, v in res.timings.items() if k != "queued"}
         dpg.set_value("result_facts", f"{res.texture} · {res.quality} · {res.format}\n{res.duration:.1f} s of audio\n"
@@ -396,4 +443,5 @@ def png_to_rgba(png: bytes, width: int, height: int) -> list[float]:
 def default_save_name(model: m.Model) -> str:
     """SONG_TEXTURE_QUALITY, without extension: the dialog's filter adds the format."""
     base = os.path.splitext(model.track_name or "musicoder")[0]
-    return f"{base}_{model.texture}_{model.quality}"
+    texture = os.path.splitext(model.exemplar_name or "own")[0] if model.own_texture else model.texture
+    return f"{base}_{texture}_{model.quality}"

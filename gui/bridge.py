@@ -3,8 +3,9 @@
 
 The UI thread never waits: its calls schedule coroutines on the loop and return; what
 happens comes back as events, drained once per frame. The connection is watched and
-re-made with back-off; after a reconnect the song and its window are sent again (the
-server starts every connection as a new session with nothing of ours). A server that
+re-made with back-off; after a reconnect the song, its window and the user's own
+exemplar are sent again (the server starts every connection as a new session with
+nothing of ours). A server that
 refuses the token or the Origin is not retried: the state says why.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Bridge:
         self._connector: asyncio.Task | None = None
         self._path: str | None = None  # the song, to send again after a reconnect
         self._window: tuple[float, float] | None = None
+        self._exemplar_path: str | None = None  # the user's own exemplar, to send again
         self._job: int | None = None
 
     # ---- life ---------------------------------------------------------------------------------
@@ -88,6 +90,9 @@ class Bridge:
 
     def open_file(self, path: str) -> None:
         self._submit(self._open(path))
+
+    def open_exemplar(self, path: str) -> None:
+        self._submit(self._open_exemplar(path))
 
     def clip(self, start: float, duration: float) -> None:
         self._submit(self._guard("clip", self._clip(start, duration)))
@@ -160,7 +165,9 @@ class Bridge:
             await asyncio.sleep(self.retry_delays[0])
 
     async def _restore(self) -> None:
-        """After a (re)connect: send the song and its window again."""
+        """After a (re)connect: send the exemplar, the song and its window again."""
+        if self._exemplar_path is not None:
+            await self._guard("exemplar", self._upload_exemplar(self._exemplar_path))
         if self._path is None:
             return
         await self._guard("upload", self._upload(self._path))
@@ -177,6 +184,22 @@ class Bridge:
         self._path, self._window = path, None
         self._post(m.FileLoaded(path, name, clip.samples, audio.SAMPLE_RATE))
         await self._guard("upload", self._upload(path))
+
+    async def _open_exemplar(self, path: str) -> None:
+        """Decode and check the exemplar here first (a bad one is refused before any
+        upload, with the server's own words), then send it."""
+        name = os.path.basename(path)
+        try:
+            clip = await asyncio.to_thread(audio.load_exemplar, path)
+        except InputError as err:
+            self._post(m.RequestFailed("open_exemplar", err.code, f"{name}: {err.message}"))
+            return
+        self._exemplar_path = path
+        self._post(m.ExemplarLoaded(path, name, clip.samples, audio.SAMPLE_RATE))
+        await self._guard("exemplar", self._upload_exemplar(path))
+
+    async def _upload_exemplar(self, path: str) -> None:
+        self._post(m.ExemplarReady(await self._client.upload_exemplar(path)))
 
     async def _upload(self, path: str) -> None:
         track = await self._client.upload(path, on_progress=lambda got, size: self._post(m.UploadProgressed(got, size)))

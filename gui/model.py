@@ -5,8 +5,9 @@ connection coming or going — goes through :meth:`Model.apply`.
 
 The steps follow the original client's flow, each button lighting up when its step is
 possible: connect → load a file (uploaded) → choose the window (clip) → choose a texture
-(Try previews it) → choose a quality (starts the conversion) → result (play, save,
-convert again).
+(Try previews it; "Your own…" opens a recording of the user's own texture, uploaded as
+the session's exemplar, and Try plays it) → choose a quality (starts the conversion) →
+result (play, save, convert again).
 """
 from __future__ import annotations
 
@@ -60,6 +61,21 @@ class FileLoaded:
 @dataclasses.dataclass(frozen=True)
 class TrackCleared:
     pass
+
+
+@dataclasses.dataclass(frozen=True)
+class ExemplarLoaded:
+    """The user picked an exemplar file and it was decoded here (the part the server uses),
+    for Try and its waveform."""
+    path: str
+    name: str
+    samples: np.ndarray  # (n,) float32 at rate
+    rate: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ExemplarReady:
+    exemplar: client.Exemplar  # the server has it: conversions may use it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +144,7 @@ class JobCancelled:
 @dataclasses.dataclass(frozen=True)
 class RequestFailed:
     """A request failed: the server's error frame (code), or a local or network one."""
-    request: str  # open, upload, clip, preview, convert, cancel, save
+    request: str  # open, upload, open_exemplar, exemplar, clip, preview, convert, cancel, save
     code: str
     message: str
 
@@ -161,6 +177,12 @@ class Model:
     window_duration: float = 10.0
     window_confirmed: bool = False
     window_peaks: np.ndarray | None = None
+    # the user's own exemplar: decoded here (for Try), then the server's copy
+    exemplar_path: str | None = None
+    exemplar_name: str | None = None
+    exemplar_samples: np.ndarray | None = None
+    exemplar_rate: int = 44100
+    exemplar: client.Exemplar | None = None
     # choices
     texture: str | None = None
     texture_confirmed: bool = False
@@ -193,8 +215,11 @@ class Model:
             "pause_input": self.track_samples is not None,
             "stop_input": self.track_samples is not None,
             "clip_ok": uploaded and not self.busy,
-            "try": self.connected and self.welcome is not None,
-            "texture_ok": uploaded and self.window_confirmed and self.texture is not None and not self.busy,
+            "try": (self.exemplar_samples is not None) if self.own_texture else
+                   (self.connected and self.welcome is not None),
+            "open_exemplar": self.own_texture and self.connected and not self.busy,
+            "texture_ok": uploaded and self.window_confirmed and self.texture is not None and not self.busy
+                          and (not self.own_texture or self.exemplar is not None),
             "convert": uploaded and self.window_confirmed and self.texture_confirmed and not self.busy,
             "cancel": self.busy and self.job.job is not None,
             "play_output": self.result is not None,
@@ -204,8 +229,22 @@ class Model:
             "retry": self.connection is Connection.DISCONNECTED,
         }
 
+    @property
+    def own_texture(self) -> bool:
+        """The user's own exemplar is the chosen texture."""
+        return self.texture == protocol.EXEMPLAR
+
     def textures(self) -> list[dict]:
-        return list(self.welcome.textures) if self.welcome else []
+        """The server's textures, then "Your own…" where the server takes exemplars."""
+        if not self.welcome:
+            return []
+        out = list(self.welcome.textures)
+        if self.welcome.version >= 2:
+            what = (f"Your own texture, from {self.exemplar_name} ({self.exemplar.used:.1f} s used): its sound "
+                    f"above the music's pitch, its events on the music's beats." if self.exemplar is not None else
+                    "Your own texture: open a recording of it, 2 to 30 s (a longer one is cut to its start).")
+            out.append({"name": protocol.EXEMPLAR, "label": "Your own…", "description": what})
+        return out
 
     def qualities(self) -> list[dict]:
         return list(self.welcome.qualities) if self.welcome else []
@@ -229,13 +268,14 @@ class Model:
         w = e.welcome
         self.connection, self.welcome, self.error, self.retry_in = Connection.CONNECTED, w, None, None
         self.status = f"Connected to {w.server}." + ("" if self.track_samples is not None else " Open a song.")
-        names = [t["name"] for t in w.textures]
+        names = [t["name"] for t in self.textures()]
         if self.texture not in names:  # the radio buttons always show one: the first
             self.texture, self.texture_confirmed = (names[0] if names else None), False
 
     def _on_Disconnected(self, e: Disconnected) -> None:
         self.connection, self.retry_in = Connection.DISCONNECTED, e.retry_in
         self.job = None
+        self.exemplar = None  # the server's copy went with the session; the bridge sends it again
         self.error = e.reason
         self.status = "Not connected" + (f": retrying in {e.retry_in:.0f} s." if e.retry_in else ".")
 
@@ -257,6 +297,18 @@ class Model:
         self.track_samples = self.track = self.window_peaks = self.result = None
         self.window_confirmed, self.upload_fraction = False, 0.0
         self.status = "Open a song to begin."
+
+    def _on_ExemplarLoaded(self, e: ExemplarLoaded) -> None:
+        self.exemplar_path, self.exemplar_name = e.path, e.name
+        self.exemplar_samples, self.exemplar_rate = e.samples, e.rate
+        self.exemplar, self.texture_confirmed, self.error = None, False, None
+        self.status = f"Sending your exemplar {e.name}…"
+
+    def _on_ExemplarReady(self, e: ExemplarReady) -> None:
+        self.exemplar = e.exemplar
+        note = " ".join(e.exemplar.warnings)
+        self.status = f"Your exemplar {e.exemplar.name}: {e.exemplar.used:.1f} s. Try it, or press OK." + \
+            (f" {note}" if note else "")
 
     def _on_UploadProgressed(self, e: UploadProgressed) -> None:
         self.upload_fraction = e.received / e.size if e.size else 1.0
@@ -329,7 +381,9 @@ class Model:
             self.job = None
         if e.request == "upload":
             self.track = None
-        if e.request == "open":
+        if e.request == "exemplar":  # the server refused it: what it keeps is not this one
+            self.exemplar = None
+        if e.request in ("open", "open_exemplar"):
             self.status = "Could not open the file."
         else:
             self.status = f"{e.request.capitalize()} failed ({e.code})."

@@ -1,8 +1,8 @@
-"""Judge the texture networks on music from whole packages that training never saw.
+"""Judge the textures on music from whole packages that tuning never saw.
 
-    python -m models.evaluate [--texture laser|water|future|all] [--quality standard,hifi]
-                              [--music-dir DIR] [--tracks-per-package 3] [--allow-small]
-                              [--json PATH] [--update-metadata]
+    python -m models.evaluate [--texture laser|water|future|all|none] [--quality standard,hifi]
+                              [--exemplars DIR] [--music-dir DIR] [--tracks-per-package 3]
+                              [--allow-small] [--settings-dir DIR] [--json PATH] [--update-metadata]
 
 Validation set: the ``val_packages`` of ``DIR/manifest.json`` (made by
 ``scripts/gather_training_music.py``; DIR is ``$MUSICODER_MUSIC_DIR``, else
@@ -11,16 +11,25 @@ N tracks evenly spread over its sorted names, one 10 s window each at 30 s (the 
 for a track under 40 s). Refused below 12 clips or 4 styles unless ``--allow-small``.
 
 Every clip goes through the product path, ``musicoder.engine.render(samples, quality,
-models.load(texture).transform)``, and, as a reference on the same clips in the same run,
+models.load(texture).transform)`` (method "musicoder"), and, as a reference on the same
+clips in the same run,
 through the same render with the "morph" transform ``0.7·log X + 0.3·log S`` (S: the
 exemplar's magnitude at the clip's level, tiled over time). Each output is scored by the
 independent judge (``shared/eval/texture_judge.py`` beside the repository; override with
-``$MUSICODER_JUDGE_DIR``) with its frontier: advantage over crossfading the exemplar in.
+``$MUSICODER_JUDGE_DIR``) with its frontier: advantage over crossfading the exemplar in;
+and by a measure tuning did not use (:mod:`models.metrics`): ``own_move``, how many dB of
+style distance to the exemplar the output is closer than the input, and ``own_chroma``,
+the chroma correlation of output and input.
+
+``--exemplars DIR`` adds every audio file of DIR (``scripts/gather_user_exemplars.py``
+makes one) as a user's own exemplar, ``own:<file stem>``: decoded as a user's
+(``audio.load_exemplar``: its first 30 s), converted with ``models.from_exemplar``, its
+morph and judge against that same part; issue 12's bar applies to those.
 
 Prints one row per clip × texture × method × quality, a summary per texture × method ×
 quality, the bar of issue 11 and the mean advantage per style. ``--json PATH`` writes all
-of it; ``--update-metadata`` stores each network's summary in
-``models/weights/{texture}.json`` under ``validation``. Temporary WAVs only, no cache.
+of it; ``--update-metadata`` stores each texture's summary in
+``models/settings/{texture}.json`` under ``validation``. Temporary WAVs only, no cache.
 """
 from __future__ import annotations
 
@@ -36,22 +45,25 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import TEXTURES, WEIGHTS_DIR, load
+from . import SETTINGS_DIR, TEXTURES, load
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MUSIC_DIR = Path(os.environ.get("MUSICODER_MUSIC_DIR", "/work/musicdata2"))
 QUALITIES = ("standard", "hifi")
-METHODS = ("network", "morph")
+METHODS = ("musicoder", "morph")
 CLIP_SECONDS = 10.0
 CLIP_START_S = 30.0  # past most intros; a track shorter than CLIP_START_S + CLIP_SECONDS is cut at its middle
 TRACKS_PER_PACKAGE = 3
 MIN_CLIPS, MIN_STYLES = 12, 4  # issue 11: below this a mean says little about "held-out music"
 MORPH_WEIGHT = 0.3  # exemplar share of the reference morph exp((1-w)·log X + w·log S)
-# issue 11's bar for a network at one quality
+# issue 11's bar for a texture at one quality
 BAR_MEAN_ADVANTAGE = 0.10
 BAR_WORST_ADVANTAGE = -0.05
 BAR_MIN_CONTENT = 0.6
 BAR_VS_MORPH = 0.05
+# issue 12's bar for a user's own exemplar: mean >= 0, no clip below -0.10, content >= 0.6, above the morph
+OWN = "own:"
+OWN_BAR_MEAN, OWN_BAR_WORST, OWN_BAR_VS_MORPH = 0.0, -0.10, 0.0
 JUDGE = "shared/eval/texture_judge.py --frontier"
 
 
@@ -216,29 +228,53 @@ def score(tj, x: np.ndarray, y: np.ndarray, s: np.ndarray, mixes: tuple[np.ndarr
                                                  "chroma", "onset", "mix_move")}
 
 
-def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], weights_dir: Path | None = None,
-             progress: bool = True) -> list[dict]:
+def own_measure(metrics, x: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict:
+    """:mod:`models.metrics` on judge-loaded arrays (22.05 kHz, as that module expects):
+    own_move, dB closer to the exemplar ``s`` in style distance than the input ``x``;
+    own_chroma, chroma correlation of ``y`` with ``x``."""
+    return {"own_move": round(metrics.style_distance(x, s) - metrics.style_distance(y, s), 3),
+            "own_chroma": round(metrics.chroma_similarity(x, y), 4)}
+
+
+def user_exemplars(folder: Path) -> dict[str, Path]:
+    """``own:<stem>`` → path for every audio file of ``folder`` (sorted)."""
+    from .data import audio_files
+
+    return {f"{OWN}{p.stem}": p for p in audio_files(folder)}
+
+
+def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], settings_dir: Path | None = None,
+             progress: bool = True, own: dict[str, Path] | None = None) -> list[dict]:
     """One judge row per clip × texture × method × quality (dict: clip, package, style,
-    texture, method, quality, the judge's figures, engine_s = seconds in engine.render)."""
+    texture, method, quality, the judge's figures, engine_s = seconds in engine.render).
+    own: user exemplars (``own:<name>`` → file), judged beside the built-in textures."""
     from tqdm import tqdm
 
     from musicoder import audio, engine
 
+    from . import from_exemplar, metrics
+
     tj = judge_module()
-    models = {t: load(t, weights_dir) if weights_dir else load(t) for t in textures}
+    own = own or {}
+    models = {t: load(t, settings_dir) for t in textures}
     exemplars = {t: (audio.load(TEXTURES[t].exemplar_path, duration=None).samples,
                      tj.load(str(TEXTURES[t].exemplar_path))) for t in textures}
     rows = []
     with tempfile.TemporaryDirectory(prefix="musicoder-eval-") as tmp, \
-            tqdm(total=len(clips) * len(textures) * len(METHODS) * len(qualities), desc="judging",
+            tqdm(total=len(clips) * (len(textures) + len(own)) * len(METHODS) * len(qualities), desc="judging",
                  file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
         tmp = Path(tmp)
+        for name, path in own.items():  # as a user's: the part used is what the judge compares with
+            samples = audio.load_exemplar(path).samples
+            models[name] = from_exemplar(samples, settings_dir)
+            exemplars[name] = (samples, judge_file(tj, samples, tmp / "exemplar.wav"))
+        textures = [*textures, *own]
         for c in clips:
             music = audio.load(c.path, start=c.start, duration=CLIP_SECONDS).samples
             x = judge_file(tj, music, tmp / "input.wav")
             for t in textures:
                 mixes = frontier(tj, x, exemplars[t][1])
-                transforms = {"network": models[t].transform,
+                transforms = {"musicoder": models[t].transform,
                               "morph": morph_transform(exemplar_log_mag(exemplars[t][0], music))}
                 for q in qualities:
                     for method in METHODS:
@@ -247,6 +283,7 @@ def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], we
                         y = judge_file(tj, out.samples, tmp / "output.wav")
                         rows.append({"clip": clip_name(c), "package": c.package, "style": c.style, "texture": t,
                                      "method": method, "quality": q, **score(tj, x, y, exemplars[t][1], mixes),
+                                     **own_measure(metrics, x, y, exemplars[t][1]),
                                      "engine_s": round(sum(out.timings.values()), 3)})
                         bar.update()
     return rows
@@ -267,7 +304,9 @@ def summarise(rows: list[dict]) -> list[dict]:
                     "worst_clip": rs[int(np.argmin(adv))]["clip"],
                     "mean_content": round(float(np.mean(content)), 4), "min_content": round(float(np.min(content)), 4),
                     "mean_timbre_gain": round(float(np.mean([r["timbre_gain"] for r in rs])), 4),
-                    "mean_texture_gain": round(float(np.mean([r["texture_gain"] for r in rs])), 4)})
+                    "mean_texture_gain": round(float(np.mean([r["texture_gain"] for r in rs])), 4),
+                    "mean_own_move": round(float(np.mean([r["own_move"] for r in rs])), 3),
+                    "min_own_chroma": round(float(np.min([r["own_chroma"] for r in rs])), 4)})
     morph = {(s["texture"], s["quality"]): s["mean_advantage"] for s in out if s["method"] == "morph"}
     for s in out:
         ref = morph.get((s["texture"], s["quality"]))
@@ -276,12 +315,16 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def bar_check(s: dict) -> dict:
-    """Issue 11's bar for one summary: each condition's pass/fail and ``passed`` (all of them;
-    the morph condition fails when there is no morph to compare with)."""
-    checks = {"mean_advantage": s["mean_advantage"] >= BAR_MEAN_ADVANTAGE,
-              "worst_advantage": s["min_advantage"] >= BAR_WORST_ADVANTAGE,
+    """The bar for one summary, issue 11's for a built-in texture and issue 12's for a
+    user's own exemplar: each condition's pass/fail and ``passed`` (all of them; the morph
+    condition fails when there is no morph to compare with)."""
+    own = s["texture"].startswith(OWN)
+    mean, worst, vs = (OWN_BAR_MEAN, OWN_BAR_WORST, OWN_BAR_VS_MORPH) if own else \
+        (BAR_MEAN_ADVANTAGE, BAR_WORST_ADVANTAGE, BAR_VS_MORPH)
+    checks = {"mean_advantage": s["mean_advantage"] >= mean,
+              "worst_advantage": s["min_advantage"] >= worst,
               "min_content": s["min_content"] >= BAR_MIN_CONTENT,
-              "vs_morph": s["vs_morph"] is not None and s["vs_morph"] >= BAR_VS_MORPH}
+              "vs_morph": s["vs_morph"] is not None and (s["vs_morph"] > vs if own else s["vs_morph"] >= vs)}
     return {**checks, "passed": all(checks.values())}
 
 
@@ -299,31 +342,35 @@ def report(rows: list[dict], summaries: list[dict], styles: dict, valset: dict) 
     w = max([len("clip"), *(len(r["clip"]) for r in rows)])
     lines = [f"validation set: {valset['clip_count']} clips × {CLIP_SECONDS:g} s from {len(valset['packages'])} "
              f"held-out packages ({', '.join(f'{p} {s}' for p, s in valset['packages'].items())})", "",
-             f"{'clip':{w}s} {'texture':7s} {'method':7s} {'quality':8s} {'advant':>7s} {'timbre':>7s} "
-             f"{'texture':>7s} {'content':>7s} {'chroma':>7s} {'onset':>7s} {'engine':>7s}"]
+             f"{'clip':{w}s} {'texture':14s} {'method':9s} {'quality':8s} {'advant':>7s} {'timbre':>7s} "
+             f"{'texture':>7s} {'content':>7s} {'chroma':>7s} {'onset':>7s} {'own dB':>7s} {'own chr':>7s} "
+             f"{'engine':>7s}"]
     for r in rows:
-        lines.append(f"{r['clip']:{w}s} {r['texture']:7s} {r['method']:7s} {r['quality']:8s} "
+        lines.append(f"{r['clip']:{w}s} {r['texture']:14s} {r['method']:9s} {r['quality']:8s} "
                      f"{r['advantage']:+7.3f} {r['timbre_gain']:+7.3f} {r['texture_gain']:+7.3f} "
-                     f"{r['content']:7.3f} {r['chroma']:7.3f} {r['onset']:7.3f} {r['engine_s']:6.2f}s")
+                     f"{r['content']:7.3f} {r['chroma']:7.3f} {r['onset']:7.3f} {r['own_move']:+7.2f} "
+                     f"{r['own_chroma']:7.3f} {r['engine_s']:6.2f}s")
     lines += ["", "summary (advantage: mean, worst clip; content: mean, min; vs morph: mean advantage minus the "
-                  "morph's)",
-              f"{'texture':7s} {'method':7s} {'quality':8s} {'clips':>5s} {'mean':>7s} {'worst':>7s} "
-              f"{'content':>7s} {'min':>6s} {'vs morph':>8s}"]
+                  "morph's; own measure, tuned on by nothing: dB closer to the exemplar, min chroma kept)",
+              f"{'texture':14s} {'method':9s} {'quality':8s} {'clips':>5s} {'mean':>7s} {'worst':>7s} "
+              f"{'content':>7s} {'min':>6s} {'vs morph':>8s} {'own dB':>7s} {'own chr':>7s}"]
     for s in summaries:
         vs = "" if s["vs_morph"] is None else f"{s['vs_morph']:+8.3f}"
-        lines.append(f"{s['texture']:7s} {s['method']:7s} {s['quality']:8s} {s['clips']:5d} "
+        lines.append(f"{s['texture']:14s} {s['method']:9s} {s['quality']:8s} {s['clips']:5d} "
                      f"{s['mean_advantage']:+7.3f} {s['min_advantage']:+7.3f} {s['mean_content']:7.3f} "
-                     f"{s['min_content']:6.3f} {vs:>8s}")
-    lines += ["", f"bar (issue 11): mean advantage >= {BAR_MEAN_ADVANTAGE:+.2f}, no clip below "
+                     f"{s['min_content']:6.3f} {vs:>8s} {s['mean_own_move']:+7.2f} {s['min_own_chroma']:7.3f}")
+    lines += ["", f"bar (issue 11, built-in textures): mean advantage >= {BAR_MEAN_ADVANTAGE:+.2f}, no clip below "
                   f"{BAR_WORST_ADVANTAGE:+.2f}, content >= {BAR_MIN_CONTENT} on every clip, mean advantage >= "
-                  f"morph's {BAR_VS_MORPH:+.2f}"]
+                  f"morph's {BAR_VS_MORPH:+.2f}",
+              f"bar (issue 12, {OWN}* user exemplars): mean >= {OWN_BAR_MEAN:+.2f}, no clip below "
+              f"{OWN_BAR_WORST:+.2f}, content >= {BAR_MIN_CONTENT}, mean above the morph's"]
     for s in summaries:
-        if s["method"] != "network":
+        if s["method"] != "musicoder":
             continue
         b = bar_check(s)
         mark = {k: "ok" if v else "FAIL" for k, v in b.items()}
         vs = "n/a" if s["vs_morph"] is None else f"{s['vs_morph']:+.3f}"
-        lines.append(f"  {s['texture']:7s} {s['quality']:8s} {'PASS' if b['passed'] else 'FAIL'}: "
+        lines.append(f"  {s['texture']:14s} {s['quality']:8s} {'PASS' if b['passed'] else 'FAIL'}: "
                      f"mean {s['mean_advantage']:+.3f} {mark['mean_advantage']}, worst {s['min_advantage']:+.3f} "
                      f"{mark['worst_advantage']}, min content {s['min_content']:.3f} {mark['min_content']}, "
                      f"vs morph {vs} {mark['vs_morph']}")
@@ -335,27 +382,27 @@ def report(rows: list[dict], summaries: list[dict], styles: dict, valset: dict) 
 
 
 def update_metadata(texture: str, rows: list[dict], summaries: list[dict], valset: dict,
-                    weights_dir: Path | None = None) -> Path:
-    """Store the network's results in ``{texture}.json`` under ``validation``: the keys the
+                    settings_dir: Path | None = None) -> Path:
+    """Store the texture's results in ``{texture}.json`` under ``validation``: the keys the
     earlier evaluation wrote (judge, quality, clip_seconds, its summary and rows, for HIFI when
     judged) plus ``by_quality`` (summary, bar and rows per quality, morph reference) and the
     validation set. Returns the file."""
-    meta_path = Path(weights_dir or WEIGHTS_DIR) / f"{texture}.json"
+    meta_path = Path(settings_dir or SETTINGS_DIR) / f"{texture}.json"
     meta = json.loads(meta_path.read_text())
     keys = ("clips", "mean_advantage", "min_advantage", "mean_content", "min_content", "mean_timbre_gain",
-            "mean_texture_gain", "vs_morph")
+            "mean_texture_gain", "mean_own_move", "min_own_chroma", "vs_morph")
     by_quality = {}
     for s in summaries:
-        if s["texture"] == texture and s["method"] == "network":
+        if s["texture"] == texture and s["method"] == "musicoder":
             morph = next((m for m in summaries if m["texture"] == texture and m["method"] == "morph"
                           and m["quality"] == s["quality"]), None)
             by_quality[s["quality"]] = {
                 **{k: s[k] for k in keys}, "bar": bar_check(s),
                 "morph": {k: morph[k] for k in keys[:-1]} if morph else None,
                 "rows": [{k: v for k, v in r.items() if k not in ("texture", "method", "quality")} for r in rows
-                         if r["texture"] == texture and r["method"] == "network" and r["quality"] == s["quality"]]}
+                         if r["texture"] == texture and r["method"] == "musicoder" and r["quality"] == s["quality"]]}
     if not by_quality:
-        raise SystemExit(f"no network rows for {texture}: nothing to store")
+        raise SystemExit(f"no musicoder rows for {texture}: nothing to store")
     main_q = "hifi" if "hifi" in by_quality else next(iter(by_quality))
     meta["validation"] = {"judge": JUDGE, "quality": main_q, "clip_seconds": CLIP_SECONDS,
                           **{k: v for k, v in by_quality[main_q].items() if k not in ("bar", "morph")},
@@ -367,19 +414,24 @@ def update_metadata(texture: str, rows: list[dict], summaries: list[dict], valse
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all"])
+    ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all", "none"])
+    ap.add_argument("--exemplars", type=Path, metavar="DIR",
+                    help="also judge every audio file of DIR as a user's own exemplar (issue 12's bar)")
     ap.add_argument("--quality", default=",".join(QUALITIES), help="comma-separated: %(default)s")
     ap.add_argument("--music-dir", type=Path, default=DEFAULT_MUSIC_DIR,
                     help="folder with manifest.json, train/ and val/ (default $MUSICODER_MUSIC_DIR or %(default)s)")
     ap.add_argument("--tracks-per-package", type=int, default=TRACKS_PER_PACKAGE)
     ap.add_argument("--allow-small", action="store_true",
                     help=f"judge a set of fewer than {MIN_CLIPS} clips or {MIN_STYLES} styles")
-    ap.add_argument("--weights-dir", type=Path)
+    ap.add_argument("--settings-dir", type=Path)
     ap.add_argument("--json", type=Path, metavar="PATH", help="write all rows and summaries to PATH")
     ap.add_argument("--update-metadata", action="store_true",
-                    help="store each network's summary and rows in its weights' metadata")
+                    help="store each texture's summary and rows in its settings file")
     a = ap.parse_args(argv)
-    textures = list(TEXTURES) if a.texture == "all" else [a.texture]
+    textures = list(TEXTURES) if a.texture == "all" else [] if a.texture == "none" else [a.texture]
+    own = user_exemplars(a.exemplars) if a.exemplars else {}
+    if not textures and not own:
+        ap.error("nothing to judge: --texture none and no --exemplars")
     qualities = [q.strip() for q in a.quality.split(",") if q.strip()]
     bad = [q for q in qualities if q not in QUALITIES]
     if bad or not qualities:
@@ -388,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = validation_clips(a.music_dir, a.tracks_per_package)
     check_size(clips, a.allow_small)
     valset = describe(clips, a.music_dir)
-    rows = evaluate(clips, textures, qualities, a.weights_dir)
+    rows = evaluate(clips, textures, qualities, a.settings_dir, own=own)
     summaries = summarise(rows)
     styles = by_style(rows)
     wall = time.perf_counter() - t0
@@ -396,12 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(rows)} judged outputs in {wall:.0f} s")
     if a.json:
         a.json.write_text(json.dumps({"judge": JUDGE, "validation_set": valset, "morph_weight": MORPH_WEIGHT,
-                                      "rows": rows, "summaries": [{**s, **({"bar": bar_check(s)} if s["method"] == "network" else {})}
+                                      "rows": rows, "summaries": [{**s, **({"bar": bar_check(s)} if s["method"] == "musicoder" else {})}
                                                     for s in summaries],
                                       "by_style": styles, "wall_s": round(wall, 1)}, indent=2) + "\n")
     if a.update_metadata:
         for t in textures:
-            print(f"stored in {update_metadata(t, rows, summaries, valset, a.weights_dir)}")
+            print(f"stored in {update_metadata(t, rows, summaries, valset, a.settings_dir)}")
     return 0
 
 

@@ -266,6 +266,37 @@ def load(path: str | os.PathLike, start: float = 0.0, duration: float | None = D
                 channels=channels, warnings=tuple(notes))
 
 
+EXEMPLAR_MIN_SECONDS = 2.0  # less holds too few events for a texture's statistics
+EXEMPLAR_MAX_SECONDS = 30.0  # the part of a longer exemplar that is used: its start
+EXEMPLAR_MAX_FILE_SECONDS = 5 * 60.0  # longer is a song, not a texture: refused, not cut
+
+
+def load_exemplar(path: str | os.PathLike, limits: Limits = Limits()) -> Clip:
+    """Decode a user's texture exemplar: its first EXEMPLAR_MAX_SECONDS (a longer file is
+    cut, with a warning), mono float32 at ``SAMPLE_RATE``. InputError for everything
+    :func:`load` refuses, and: "too_short" (under EXEMPLAR_MIN_SECONDS), "too_long" (over
+    EXEMPLAR_MAX_FILE_SECONDS), "silent"."""
+    info = probe(path)
+    if info.duration > EXEMPLAR_MAX_FILE_SECONDS:
+        raise InputError("too_long", f"The exemplar lasts {info.duration / 60:.1f} min; an exemplar is a texture "
+                                     f"of {EXEMPLAR_MIN_SECONDS:g} to {EXEMPLAR_MAX_SECONDS:g} s (files up to "
+                                     f"{EXEMPLAR_MAX_FILE_SECONDS / 60:g} min are cut).")
+    if info.duration < EXEMPLAR_MIN_SECONDS:
+        raise InputError("too_short", f"The exemplar lasts {info.duration:.2f} s; it needs at least "
+                                      f"{EXEMPLAR_MIN_SECONDS:g} s of the texture.")
+    used = min(info.duration, EXEMPLAR_MAX_SECONDS) if math.isfinite(info.duration) else EXEMPLAR_MAX_SECONDS
+    clip = load(path, 0.0, used, dataclasses.replace(limits, max_window_seconds=EXEMPLAR_MAX_SECONDS))
+    if clip.duration < EXEMPLAR_MIN_SECONDS:
+        raise InputError("too_short", f"Only {clip.duration:.2f} s of audio could be decoded from the exemplar; it "
+                                      f"needs at least {EXEMPLAR_MIN_SECONDS:g} s.")
+    if rms_dbfs(clip.samples) < SILENCE_DBFS:
+        raise InputError("silent", "The exemplar is silent: there is no texture to take from it.")
+    notes = [n for n in clip.warnings if "silent" not in n]
+    if info.duration > EXEMPLAR_MAX_SECONDS:
+        notes.append(f"The exemplar lasts {info.duration:.0f} s; its first {EXEMPLAR_MAX_SECONDS:g} s are used.")
+    return dataclasses.replace(clip, warnings=tuple(notes))
+
+
 def _decode(path: str, info: SourceInfo, start: float, duration: float) -> tuple[np.ndarray, int, int]:
     """Decode ``duration`` s from ``start`` s of the first audio stream with ffmpeg
     → ((n, channels) float32, rate Hz, channels), at the source's rate and channel count;

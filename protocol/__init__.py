@@ -28,17 +28,20 @@ from .frames import (
 )
 from .messages import (
     CLIENT_MESSAGES,
+    EXEMPLAR,
     MAX_TEXT_BYTES,
     MESSAGES,
     PROTOCOL_VERSION,
     SERVER_MESSAGES,
     STAGES,
+    SUPPORTED_VERSIONS,
     Accepted,
     Cancel,
     Cancelled,
     Clip,
     Convert,
     Error,
+    Exemplar,
     Hello,
     Message,
     Preview,
@@ -61,9 +64,9 @@ from .messages import (
 
 __all__ = [
     "ERROR_CODES", "ProtocolError", "CHUNK_BYTES", "HEADER", "KINDS", "MAGIC", "BinaryFrame", "Kind",
-    "Reassembler", "chunks", "encode_chunk", "parse_binary", "CLIENT_MESSAGES", "MAX_TEXT_BYTES", "MESSAGES",
-    "PROTOCOL_VERSION", "SERVER_MESSAGES", "STAGES", "Accepted", "Cancel", "Cancelled", "Clip", "Convert",
-    "Error", "Hello", "Message", "Preview", "PreviewAudio", "Progress", "Result", "Shutdown", "Track", "Upload",
+    "Reassembler", "chunks", "encode_chunk", "parse_binary", "CLIENT_MESSAGES", "EXEMPLAR", "MAX_TEXT_BYTES",
+    "MESSAGES", "PROTOCOL_VERSION", "SERVER_MESSAGES", "STAGES", "SUPPORTED_VERSIONS", "Accepted", "Cancel",
+    "Cancelled", "Clip", "Convert", "Error", "Exemplar", "Hello", "Message", "Preview", "PreviewAudio", "Progress", "Result", "Shutdown", "Track", "Upload",
     "UploadEnd", "UploadProgress", "Welcome", "Window", "encode", "parse", "parse_text", "peaks_from_bytes",
     "peaks_to_bytes",
 ]

@@ -9,13 +9,16 @@ ERROR_CODES: dict[str, str] = {
     "bad_binary": "a binary frame with a bad header, or for no upload in progress",
     "too_large": "a message, or an upload, larger than the limit",
     "bad_version": "hello asked for a protocol version the server does not speak",
-    "not_ready": "a request out of order: before hello, or clip/convert before a track",
+    "not_ready": "a request out of order: before hello, clip/convert before a track, or a convert with the "
+                 "session's exemplar before one was uploaded",
     # the upload and the window (musicoder.errors.InputError codes)
     "empty": "the upload has 0 bytes",
     "not_audio": "the upload is not audio that can be read",
     "truncated": "the upload is cut short, or fewer bytes came than announced",
     "no_audio_stream": "the upload has no audio stream",
-    "too_long": "the track lasts longer than the limit",
+    "too_long": "the track lasts longer than the limit (an exemplar: longer than its file limit)",
+    "too_short": "an exemplar shorter than its minimum",
+    "silent": "an exemplar with no sound in it",
     "bad_window": "a window outside the track, too short or too long",
     "bad_format": "an output format the server does not write",
     "unknown_quality": "a quality level that does not exist",

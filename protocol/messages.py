@@ -17,7 +17,10 @@ from typing import Any, ClassVar
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)  # 2 added a user's own exemplar; a version 1 client is served as before
+EXEMPLAR = "exemplar"  # convert's texture for the session's own exemplar (version 2)
+UPLOAD_PURPOSES = ("track", EXEMPLAR)
 MAX_TEXT_BYTES = 64 * 1024  # the largest control message either side accepts
 MAX_ID = 2**32 - 1
 STAGES = ("queued", "analysing", "transferring", "reconstructing", "encoding")
@@ -146,10 +149,11 @@ class Hello(Message):
 class Upload(Message):
     TYPE = "upload"
     SENDER = "client"
-    FIELDS = {"id": ID, "name": Str(255), "size": BYTES}
+    FIELDS = {"id": ID, "name": Str(255), "size": BYTES, "purpose": Str(16, UPLOAD_PURPOSES)}
     id: int
     name: str  # for display only; never a path
     size: int  # bytes that will follow as UPLOAD frames with ref = id
+    purpose: str = "track"  # or "exemplar": the session's own texture (version 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +190,7 @@ class Convert(Message):
     SENDER = "client"
     FIELDS = {"id": ID, "texture": Str(64), "quality": Str(64), "format": Str(16), "normalize": Bool}
     id: int
-    texture: str
+    texture: str  # a built-in texture's name, or EXEMPLAR: the session's own exemplar
     quality: str = "standard"
     format: str = "wav"
     normalize: bool = True
@@ -211,7 +215,10 @@ class Welcome(Message):
         "re": RE, "version": Int(0, 65535), "server": Str(64), "session": Str(64),
         "limits": Obj({"upload_bytes": BYTES, "track_seconds": SECONDS, "window_seconds": SECONDS,
                        "message_bytes": BYTES, "chunk_bytes": BYTES, "idle_seconds": SECONDS,
-                       "jobs_per_session": Int(0, 10000), "queue": Int(0, 100000)}),
+                       "jobs_per_session": Int(0, 10000), "queue": Int(0, 100000),
+                       "exemplar_min_seconds": SECONDS, "exemplar_max_seconds": SECONDS,
+                       "exemplar_file_seconds": SECONDS},
+                      optional=("exemplar_min_seconds", "exemplar_max_seconds", "exemplar_file_seconds")),
         "textures": ListOf(Obj({"name": Str(64), "label": Str(64), "description": Str(1000)})),
         "qualities": ListOf(Obj({"name": Str(64), "label": Str(64), "expected_seconds": SECONDS})),
         "formats": ListOf(Str(16)),
@@ -264,6 +271,20 @@ class Window(Message):
     re: int | None  # the clip request id; a PEAKS frame with ref = re follows
     start: float
     duration: float
+    peaks: int
+    warnings: list
+
+
+@dataclasses.dataclass(frozen=True)
+class Exemplar(Message):
+    TYPE = "exemplar"
+    SENDER = "server"
+    FIELDS = {"re": RE, "name": Str(255), "duration": SECONDS, "used": SECONDS, "peaks": COLUMNS,
+              "warnings": WARNINGS}
+    re: int | None  # the upload id; a PEAKS frame with ref = re follows
+    name: str
+    duration: float  # of the file
+    used: float  # seconds of it the texture is taken from (its start)
     peaks: int
     warnings: list
 
@@ -356,7 +377,7 @@ class Shutdown(Message):
 
 MESSAGES: dict[str, type[Message]] = {
     cls.TYPE: cls for cls in (Hello, Upload, UploadEnd, Clip, Preview, Convert, Cancel, Welcome,
-                              UploadProgress, Track, Window, PreviewAudio, Accepted, Progress, Result,
+                              UploadProgress, Track, Exemplar, Window, PreviewAudio, Accepted, Progress, Result,
                               Cancelled, Error, Shutdown)
 }
 CLIENT_MESSAGES = {k: v for k, v in MESSAGES.items() if v.SENDER == "client"}

@@ -109,7 +109,10 @@ class App:
             limits={"upload_bytes": s.max_upload_bytes, "track_seconds": s.max_track_seconds,
                     "window_seconds": s.max_window_seconds, "message_bytes": protocol.MAX_TEXT_BYTES,
                     "chunk_bytes": protocol.frames.MAX_CHUNK_BYTES, "idle_seconds": s.idle_timeout,
-                    "jobs_per_session": s.jobs_per_session, "queue": s.queue},
+                    "jobs_per_session": s.jobs_per_session, "queue": s.queue,
+                    "exemplar_min_seconds": audio.EXEMPLAR_MIN_SECONDS,
+                    "exemplar_max_seconds": audio.EXEMPLAR_MAX_SECONDS,
+                    "exemplar_file_seconds": audio.EXEMPLAR_MAX_FILE_SECONDS},
             textures=[{"name": t.name, "label": t.label, "description": t.description}
                       for t in self.models.TEXTURES.values()],
             qualities=[{"name": q.name, "label": q.label, "expected_seconds": self.pool.expected_seconds(q.name)}
@@ -125,6 +128,11 @@ class App:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._decoder, functools.partial(audio.load, path, start, duration,
                                                                            self.limits))
+
+    async def decode_exemplar(self, path: str) -> audio.Clip:
+        """audio.load_exemplar in a thread, within the server's limits."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._decoder, functools.partial(audio.load_exemplar, path, self.limits))
 
     @staticmethod
     def peaks(samples, columns: int) -> bytes:

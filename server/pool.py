@@ -9,8 +9,8 @@ later one can put the same interface on Ray or Dask so that several front ends s
 the workers.
 
 ProcessPool: ``workers`` conversion slots in ``processes`` worker processes (default
-one single-slot process per core: the numpy texture networks cost a process a few MB
-and ~30 ms, so nothing is gained by sharing one, and separate processes share no GIL;
+one single-slot process per core: the textures' exemplar analyses cost a process a few
+MB and ~0.1 s, so nothing is gained by sharing one, and separate processes share no GIL;
 fewer processes than slots run the extra jobs as threads); one duplex pipe and one
 reader thread per process; a bounded FIFO queue in the parent; a
 cancelled job stops between two iterations, or its process is killed after

@@ -1,7 +1,8 @@
 """One client's session: the state machine of one WebSocket connection.
 
 A Session owns everything of its client: its upload under ``receive/<session>/`` (the
-part being received under ``temp/<session>/``), its decoded window, its jobs. When the
+part being received under ``temp/<session>/``), its decoded window, its own exemplar
+(decoded, under ``temp/<session>/``: never another session's), its jobs. When the
 connection ends, at any moment and however it ends, :meth:`Session.close` cancels the
 jobs (which frees their workers), closes the upload and deletes both folders.
 
@@ -86,8 +87,9 @@ def display_name(name: str) -> str:
 
 
 class _Upload:
-    def __init__(self, upload_id: int, name: str, size: int, path: str):
+    def __init__(self, upload_id: int, name: str, size: int, path: str, purpose: str = "track"):
         self.id = upload_id
+        self.purpose = purpose  # "track" or protocol.EXEMPLAR
         self.name = name
         self.size = size
         self.path = path
@@ -108,6 +110,15 @@ class _Track:
         self.window_path = window_path
 
 
+class _Exemplar:
+    """The session's own exemplar: its decoded samples on disk (``temp/<session>/
+    exemplar.f32``, float32 like a window) and its file's display name."""
+
+    def __init__(self, samples_path: str, name: str):
+        self.samples_path = samples_path
+        self.name = name
+
+
 class Services(Protocol):
     """What the sessions share, provided by the server (``app.App``)."""
 
@@ -123,6 +134,9 @@ class Services(Protocol):
 
     async def decode(self, path: str, start: float, duration: float) -> audio.Clip:
         """A window of the file at path (s), decoded off the event loop."""
+
+    async def decode_exemplar(self, path: str) -> audio.Clip:
+        """The exemplar file at path as ``audio.load_exemplar`` decodes it, off the loop."""
 
     def peaks(self, samples, columns: int) -> bytes:
         """The protocol's PEAKS payload of samples, in columns."""
@@ -144,6 +158,7 @@ class Session:
         self.upload: _Upload | None = None
         self.rejected_uploads: list[int] = []
         self.track: _Track | None = None
+        self.exemplar: _Exemplar | None = None
         self.jobs: dict[int, pool_mod.JobHandle] = {}
         self.tasks: set[asyncio.Task] = set()
         self.cancel_requests: dict[int, int] = {}
@@ -240,6 +255,7 @@ class Session:
                 pass
         self.upload = None
         self.track = None
+        self.exemplar = None
         await asyncio.to_thread(self.remove_files)
         self.log.info("closed: %d job(s) cancelled, files removed", cancelled)
 
@@ -257,9 +273,10 @@ class Session:
     # ---- requests ---------------------------------------------------------------------------
 
     async def on_hello(self, msg: protocol.Hello) -> None:
-        if msg.version != protocol.PROTOCOL_VERSION:
-            raise protocol.ProtocolError("bad_version", f"This server speaks protocol version "
-                                                        f"{protocol.PROTOCOL_VERSION}, not {msg.version}.")
+        if msg.version not in protocol.SUPPORTED_VERSIONS:
+            raise protocol.ProtocolError("bad_version", f"This server speaks protocol versions "
+                                                        f"{', '.join(map(str, protocol.SUPPORTED_VERSIONS))}, "
+                                                        f"not {msg.version}.")
         self.greeted = True
         self.log.info("hello from %r", msg.client[:100])
         await self.send(self.services.welcome(msg.id, self.id))
@@ -273,10 +290,11 @@ class Session:
             self._reject(msg.id)
             raise InputError("too_large", f"The file is {msg.size / 2**20:.1f} MB; the limit is {limit / 2**20:g} MB.")
         os.makedirs(self.temp_dir, exist_ok=True)
-        up = _Upload(msg.id, display_name(msg.name), msg.size, os.path.join(self.temp_dir, "upload.part"))
+        up = _Upload(msg.id, display_name(msg.name), msg.size, os.path.join(self.temp_dir, "upload.part"),
+                     msg.purpose)
         up.file = await aiofiles.open(up.path, "wb")
         self.upload = up
-        self.log.info("upload %d started: %d bytes, %r", msg.id, msg.size, up.name)
+        self.log.info("upload %d started (%s): %d bytes, %r", msg.id, up.purpose, msg.size, up.name)
         await self.send(protocol.UploadProgress(re=msg.id, received=0, size=msg.size))
 
     def _reject(self, upload_id: int) -> None:
@@ -333,6 +351,8 @@ class Session:
             os.remove(up.path)
             raise InputError("truncated", f"{up.received} of the {up.size} bytes announced came; send the file again.")
         os.makedirs(self.receive_dir, exist_ok=True)
+        if up.purpose == protocol.EXEMPLAR:
+            return await self._take_exemplar(up)
         path = os.path.join(self.receive_dir, "upload")
         await asyncio.to_thread(_move, up.path, path)
         self.track = None
@@ -354,6 +374,24 @@ class Session:
             warnings=list(clip.warnings)))
         await self.send_blob(protocol.Kind.PEAKS, up.id, self.services.peaks(clip.samples, PEAK_COLUMNS))
 
+    async def _take_exemplar(self, up: _Upload) -> None:
+        """A complete exemplar upload: decoded and checked (a bad one is refused and the
+        session's last good exemplar stays), kept as samples; the file itself is deleted."""
+        path = os.path.join(self.receive_dir, "exemplar")
+        await asyncio.to_thread(_move, up.path, path)
+        try:
+            clip = await self.services.decode_exemplar(path)
+            samples_path = os.path.join(self.temp_dir, "exemplar.f32")
+            await self._keep_window(clip, samples_path)
+        finally:
+            _remove(path)
+        self.exemplar = _Exemplar(samples_path, up.name)
+        duration = clip.source.duration if math.isfinite(clip.source.duration) else clip.duration
+        self.log.info("exemplar %r: %.2f s, %.2f s used", up.name, duration, clip.duration)
+        await self.send(protocol.Exemplar(re=up.id, name=up.name, duration=duration, used=clip.duration,
+                                          peaks=PEAK_COLUMNS, warnings=list(clip.warnings)))
+        await self.send_blob(protocol.Kind.PEAKS, up.id, self.services.peaks(clip.samples, PEAK_COLUMNS))
+
     async def on_clip(self, msg: protocol.Clip) -> None:
         if self.track is None:
             raise protocol.ProtocolError("not_ready", "Upload a track before choosing a window.")
@@ -368,7 +406,7 @@ class Session:
         """The window's samples to disk (float32, little-endian), for the next convert:
         written aside, then renamed over the last one, so that a failed write (a full
         disk) leaves the last window whole and no partial file, and a job's snapshot (a
-        hard link, :meth:`_snapshot_window`) is never rewritten."""
+        hard link, :meth:`_snapshot`) is never rewritten."""
         def write() -> None:
             os.makedirs(self.temp_dir, exist_ok=True)
             part = path + ".part"
@@ -382,16 +420,16 @@ class Session:
 
         await asyncio.to_thread(write)
 
-    def _snapshot_window(self) -> str:
-        """The current window for one job, as a hard link (a copy where links fail): the
-        job converts the window of the moment it was asked for, and waits in the queue
-        on disk, not in the server's memory (32 queued 60 s windows would be 340 MB)."""
+    def _snapshot(self, source: str, kind: str = "job") -> str:
+        """The current window (or exemplar) for one job, as a hard link (a copy where links
+        fail): the job converts what was there when it was asked for, and waits in the
+        queue on disk, not in the server's memory (32 queued 60 s windows would be 340 MB)."""
         self.snapshots += 1
-        path = os.path.abspath(os.path.join(self.temp_dir, f"job-{self.snapshots}.f32"))  # the worker's cwd may differ
+        path = os.path.abspath(os.path.join(self.temp_dir, f"{kind}-{self.snapshots}.f32"))  # the worker's cwd may differ
         try:
-            os.link(self.track.window_path, path)
+            os.link(source, path)
         except OSError:
-            _copy_whole(self.track.window_path, path)
+            _copy_whole(source, path)
         return path
 
     async def on_preview(self, msg: protocol.Preview) -> None:
@@ -406,7 +444,11 @@ class Session:
             raise InputError("shutting_down", "The server is stopping; it takes no new conversions.")
         if self.track is None:
             raise protocol.ProtocolError("not_ready", "Upload a track before converting.")
-        texture = self.services.texture(msg.texture)
+        own = msg.texture == protocol.EXEMPLAR
+        if own and self.exemplar is None:
+            raise protocol.ProtocolError("not_ready", "Upload an exemplar (upload with purpose \"exemplar\") before "
+                                                      "converting with it.")
+        texture = None if own else self.services.texture(msg.texture)
         quality = reconstruct.quality(msg.quality)
         if msg.format not in audio.OUTPUT_FORMATS:
             raise InputError("bad_format", f"Unknown output format {msg.format!r}: use one of "
@@ -415,20 +457,24 @@ class Session:
         if len(self.jobs) >= limit:
             raise InputError("busy", f"This session already has {len(self.jobs)} conversion(s) under way "
                                      f"(the limit is {limit}); wait for one or cancel it.")
-        window = await asyncio.to_thread(self._snapshot_window)
+        window = await asyncio.to_thread(self._snapshot, self.track.window_path)
+        exemplar = await asyncio.to_thread(self._snapshot, self.exemplar.samples_path, "exemplar") if own else None
         spec = JobSpec(window_path=window, seconds=os.path.getsize(window) / 4 / audio.SAMPLE_RATE,
-                       texture=texture.name, quality=quality.name, format=msg.format, normalize=msg.normalize,
-                       title=f"{self.track.name} · {texture.label} · {quality.label}", peaks_columns=PEAK_COLUMNS)
+                       texture=protocol.EXEMPLAR if own else texture.name, quality=quality.name, format=msg.format,
+                       normalize=msg.normalize, exemplar_path=exemplar, peaks_columns=PEAK_COLUMNS,
+                       title=f"{self.track.name} · {self.exemplar.name if own else texture.label} · {quality.label}")
         try:
             handle = self.services.pool.submit(spec)
         except pool_mod.PoolBusy as busy:
             _remove(window)
+            if exemplar:
+                _remove(exemplar)
             self.log.info("busy: %d queued", busy.queued)
             await self.send(protocol.Error(re=msg.id, request=msg.TYPE, code="busy", message=str(busy),
                                            queue=busy.queued))
             return
         self.jobs[handle.id] = handle
-        self.log.info("job %d accepted: %s %s %s normalize=%s, position %d", handle.id, texture.name, quality.name,
+        self.log.info("job %d accepted: %s %s %s normalize=%s, position %d", handle.id, spec.texture, quality.name,
                       msg.format, msg.normalize, handle.position)
         await self.send(protocol.Accepted(re=msg.id, job=handle.id, position=handle.position, eta=handle.eta))
         task = asyncio.create_task(self._follow(msg, handle))
@@ -485,6 +531,8 @@ class Session:
         finally:
             self.jobs.pop(handle.id, None)
             _remove(handle.spec.window_path)
+            if handle.spec.exemplar_path:
+                _remove(handle.spec.exemplar_path)
 
     async def on_cancel(self, msg: protocol.Cancel) -> None:
         handle = self.jobs.get(msg.job)

@@ -7,7 +7,7 @@ libraries run one thread, so that N processes on N cores do not oversubscribe th
 With ``slots`` > 1 (``--processes`` below ``--workers``) a process runs that many jobs
 in threads, sharing its memory: the engine's compiled kernels and FFTs release the GIL.
 What a process holds at start (numpy, scipy, numba's compiled kernels, matplotlib, the
-numpy texture models: a few MB of weights) is ~0.3 GB resident.
+textures' exemplar analyses: a few MB each) is ~0.3 GB resident.
 
 Pipe messages, parent → worker: ``(job_id, JobSpec)`` to start a job,
 ``("cancel", job_id)``, ``None`` to stop. Worker → parent: ``("ready", pid, info)``
@@ -16,8 +16,8 @@ messages and one final ``("done", id, JobOutput)``, ``("cancelled", id)`` or
 ``("failed", id, code, message)``.
 
 Only this process imports the engine's heavy parts (numba, scipy, matplotlib); the
-event loop's process never does. TensorFlow is imported by neither: the texture
-networks run in numpy (models/runtime.py), and the ready message says so.
+event loop's process never does. TensorFlow is imported by neither (the textures are
+numpy), and the ready message says so.
 """
 from __future__ import annotations
 
@@ -41,12 +41,13 @@ class JobSpec:
 
     window_path: str  # raw little-endian float32
     seconds: float  # of audio in it: what the job's memory grows with
-    texture: str | None
+    texture: str | None  # a built-in texture, or protocol.EXEMPLAR with exemplar_path
     quality: str
     format: str
     normalize: bool
     title: str = ""
     peaks_columns: int = 800
+    exemplar_path: str | None = None  # the session's own exemplar (its snapshot), raw float32 like the window
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ class JobOutput:
 
 def _limit_threads(threads: int) -> None:
     """Compute threads of numba (the engine's kernels) and of the BLAS under numpy (the
-    texture networks' matrix products), per job. Read when those libraries load, so this
+    textures' filterbank products), per job. Read when those libraries load, so this
     runs before the engine is imported (a spawned process starts without them)."""
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -201,9 +202,13 @@ class _Worker:
         try:
             try:
                 samples = self.np.fromfile(spec.window_path, dtype="<f4")
+                exemplar = None if spec.exemplar_path is None else self.np.fromfile(spec.exemplar_path, dtype="<f4")
             except FileNotFoundError:  # its session ended, and deleted it, before the job started
                 raise self.reconstruct.Cancelled() from None
-            transform = self.model(spec.texture).transform if spec.texture is not None else None
+            if exemplar is not None:
+                transform = self.models.from_exemplar(exemplar).transform  # analysed per job: ~30 ms
+            else:
+                transform = self.model(spec.texture).transform if spec.texture is not None else None
             rendered = engine.render(samples, spec.quality, transform, normalize=spec.normalize,
                                      on_progress=on_progress, should_cancel=cancel.is_set)
             t0 = time.perf_counter()
@@ -237,7 +242,7 @@ class _Worker:
 
 def ready_info(phases: dict[str, float]) -> dict:
     """What the ready message tells the parent (and /healthz): whether TensorFlow got
-    imported here (it must not: the networks are numpy), and the start-up steps' seconds."""
+    imported here (it must not: the textures are numpy), and the start-up steps' seconds."""
     return {"imports_tensorflow": "tensorflow" in sys.modules,
             "phases": {name: round(seconds, 3) for name, seconds in phases.items()}}
 

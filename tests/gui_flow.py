@@ -1,15 +1,18 @@
 """Drive the real GUI through the whole flow, as a user would, and screenshot each step.
 
-    python tests/gui_flow.py URL SONG SAVE_PATH SCREENSHOT_DIR
+    python tests/gui_flow.py URL SONG SAVE_PATH SCREENSHOT_DIR EXEMPLAR
 
 Run by tests/test_gui.py under Xvfb against a real server. Each step calls the same App
 method its button calls, then renders frames until the model shows the step's outcome.
+After the built-in texture's flow, the same song is converted with "Your own…": the
+EXEMPLAR file opened, tried (played) and used.
 Prints one JSON line: what was saved and which screenshots were written.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -21,7 +24,7 @@ from gui.app import HEIGHT, WIDTH, App  # noqa: E402
 from gui.bridge import Bridge  # noqa: E402
 
 
-def main(url: str, song: str, save_path: str, shots: str) -> int:
+def main(url: str, song: str, save_path: str, shots: str, exemplar: str) -> int:
     bridge = Bridge(url)
     dpg.create_context()
     app = App(dpg, bridge)
@@ -74,15 +77,34 @@ def main(url: str, song: str, save_path: str, shots: str) -> int:
         shot("result")
         app.save(save_path)
         until("the saved file", lambda: os.path.exists(save_path))
-        app.play("output")  # through ALSA: the test's asoundrc records it to a file
+        app.play_button("output")  # through ALSA: the test's asoundrc records it to a file
         until("playback to start", lambda: app.players.output.playing or md.error is not None, 10)
         played = md.error is None or "audio device" not in md.error
         until("playback to end", lambda: not app.players.output.playing, 60)
         frames(5)
+        recording = os.path.expanduser("~/played.raw")  # where test_gui's asoundrc sends the sound
+        if os.path.exists(recording):  # kept apart: Try on the exemplar below plays into it again
+            shutil.copyfile(recording, recording + ".result")
+        first = {"texture": md.result.texture, "quality": md.result.quality, "format": md.result.format,
+                 "duration": md.result.duration}
+        # "Your own…": open an exemplar, try it, convert with it
+        app.pick_texture("exemplar")
+        app.open_exemplar(exemplar)
+        until("the exemplar", lambda: md.exemplar is not None)
+        app.try_texture()
+        until("the exemplar to play", lambda: app.players.output.playing or md.error is not None, 10)
+        tried = app.players.output.duration
+        app.players.output.stop()
+        shot("own_exemplar")
+        app.confirm_texture()
+        app.pick_quality("lofi")
+        app.convert()
+        until("the result with the exemplar", lambda: md.result is not None and md.result.texture == "exemplar")
+        shot("own_result")
         print(json.dumps({"saved": save_path, "screenshots": written, "status": md.status, "played": played,
-                          "error": md.error,
-                          "result": {"texture": md.result.texture, "quality": md.result.quality,
-                                     "format": md.result.format, "duration": md.result.duration}}))
+                          "error": md.error, "result": first, "tried_seconds": tried,
+                          "own": {"texture": md.result.texture, "quality": md.result.quality,
+                                  "duration": md.result.duration, "exemplar": md.exemplar.name}}))
     finally:
         bridge.stop()
         dpg.destroy_context()
@@ -90,4 +112,4 @@ def main(url: str, song: str, save_path: str, shots: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:5]))
+    sys.exit(main(*sys.argv[1:6]))

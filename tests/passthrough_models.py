@@ -1,7 +1,7 @@
 """A stand-in for the ``models`` package with identity transforms: the same API
-(TEXTURES, texture, load, ModelError) and the same exemplars, no TensorFlow.
+(TEXTURES, texture, load, ModelError) and the same exemplars, no analysis.
 
-For tests of the server's plumbing and for development without trained weights:
+For tests of the server's plumbing and for development without the textures' settings:
 ``musicoder-server --models tests.passthrough_models`` from the repository root. It lives with the tests: the product has no placeholder models.
 """
 from __future__ import annotations
@@ -59,3 +59,10 @@ def load(name: str) -> _Identity:
     if os.environ.get("MUSICODER_PASSTHROUGH_FAIL") == t.name:
         raise RuntimeError(f"the {t.name} stand-in is set to fail")
     return _Identity(t.name)
+
+
+def from_exemplar(samples) -> _Identity:
+    """A user's exemplar: identity too (MUSICODER_PASSTHROUGH_FAIL=exemplar fails it)."""
+    if os.environ.get("MUSICODER_PASSTHROUGH_FAIL") == "exemplar":
+        raise RuntimeError("the exemplar stand-in is set to fail")
+    return _Identity("exemplar")

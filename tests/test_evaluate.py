@@ -118,3 +118,28 @@ def test_the_frontier_made_once_gives_the_judges_own_advantage():
     ours = evaluate.score(tj, x, y, s, evaluate.frontier(tj, x, s))
     assert ours["advantage"] == pytest.approx(theirs["advantage"], abs=1e-4)
     assert ours["mix_move"] == pytest.approx(theirs["mix_move"], abs=1e-4)
+
+
+# ---- models.tune: what it tunes on and how it chooses --------------------------------------
+
+def test_tuning_reads_one_window_per_training_package_and_never_a_held_out_one(music_dir):
+    from models import tune
+
+    clips = tune.tuning_clips(music_dir)
+    assert [(c.package, c.path.name, c.start) for c in clips] == [("gamma", "gamma__x.wav", 30.0)]
+    (music_dir / "train" / "alpha__leak.wav").write_bytes((music_dir / "val" / "alpha__t0.wav").read_bytes())
+    with pytest.raises(SystemExit, match="held-out package alpha"):
+        tune.tuning_clips(music_dir)
+
+
+def test_the_tuning_rule_weighs_the_worst_window_and_refuses_lost_content():
+    from models import tune
+
+    assert tune.objective([0.2, 0.0], [0.9, 0.9]) == pytest.approx(0.1)
+    assert tune.objective([0.3, -0.15], [0.9, 0.9]) == pytest.approx(0.075 - 2 * 0.10)  # 0.1 below the floor
+    assert tune.objective([0.5, 0.5], [0.9, tune.MIN_CONTENT - 0.01]) == float("-inf")
+    scores = {"w1": [{"advantage": 0.1 * (i % 3), "content": 0.9} for i in range(len(tune.GRID))],
+              "w2": [{"advantage": 0.05, "content": 0.9 if i != 2 else 0.1} for i in range(len(tune.GRID))]}
+    ranked = tune.choose(scores)
+    assert ranked[0]["settings"] == tune.GRID[5]  # advantage 0.2 on w1; GRID[2] has it too but loses content
+    assert [r["objective"] for r in ranked] == sorted((r["objective"] for r in ranked), reverse=True)

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+import soundfile
 
 from gui import model as m
 from musicoder import audio
@@ -75,13 +76,17 @@ def test_full_flow_in_the_window(server, display, tmp_path):
     os.makedirs(shots, exist_ok=True)
     saved = tmp_path / "water_hifi.wav"
     env = dict(os.environ, DISPLAY=display, HOME=str(home), PYTHONPATH=str(REPO))
+    exemplar = REPO / "models" / "exemplars" / "future.flac"  # any recording: the user's own texture
     proc = subprocess.run([sys.executable, str(REPO / "tests" / "gui_flow.py"), server.url, str(DEMO_CLIP),
-                           str(saved), shots], env=env, capture_output=True, text=True, timeout=400)
+                           str(saved), shots, str(exemplar)], env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["result"] == {"texture": "water", "quality": "hifi", "format": "wav", "duration": 10.0}
-    # every step was drawn: six real screenshots, not blank frames
-    assert len(report["screenshots"]) == 6
+    # "Your own…": the exemplar was tried (played: all of its 12 s) and converted with
+    assert report["own"] == {"texture": "exemplar", "quality": "lofi", "duration": 10.0, "exemplar": "future.flac"}
+    assert abs(report["tried_seconds"] - 12.0) < 0.1
+    # every step was drawn: eight real screenshots, not blank frames
+    assert len(report["screenshots"]) == 8
     from matplotlib.image import imread
 
     for path in report["screenshots"]:
@@ -91,7 +96,7 @@ def test_full_flow_in_the_window(server, display, tmp_path):
     result = audio.load(saved, duration=None).samples
     assert abs(len(result) / audio.SAMPLE_RATE - 10.0) < 0.01
     assert report["played"] and report["error"] is None
-    sent = np.fromfile(played, dtype="<i2").astype(np.float32) / 32767
+    sent = np.fromfile(f"{played}.result", dtype="<i2").astype(np.float32) / 32767
     assert len(sent) == len(result)
     assert np.max(np.abs(sent - result)) < 3 / 32767  # the same samples, up to 16-bit rounding
     assert np.std(result) > 0.01
@@ -142,6 +147,38 @@ def test_bridge_reconnects_and_sends_the_clip_again(tmp_path):
         bridge.convert("water", "lofi", True)
         _wait_for(bridge, lambda md: md.result is not None, timeout=120)
         assert abs(bridge.model.result.duration - 6.0) < 0.01
+    finally:
+        bridge.stop()
+        srv.stop()
+
+
+def test_bridge_refuses_a_bad_exemplar_clearly_and_sends_a_good_one_again_after_a_reconnect(tmp_path):
+    from gui.bridge import Bridge
+
+    silent, short = tmp_path / "silence.wav", tmp_path / "short.wav"
+    soundfile.write(silent, np.zeros(3 * 44100, np.float32), 44100)
+    soundfile.write(short, 0.3 * np.random.default_rng(0).standard_normal(22050).astype(np.float32), 44100)
+    srv = ServerProcess(tmp_path / "srv1", workers=1).start()
+    bridge = Bridge(srv.url, retry_delays=(0.3,))
+    try:
+        bridge.start()
+        _wait_for(bridge, lambda md: md.connected)
+        bridge.model.apply(m.TexturePicked("exemplar"))
+        for bad, code in ((silent, "silent"), (short, "too_short"), (REPO / "README.md", "not_audio")):
+            bridge.open_exemplar(str(bad))
+            _wait_for(bridge, lambda md: md.error is not None and bad.name in md.error)
+            assert bridge.model.exemplar_samples is None and not bridge.model.enabled()["try"], code
+            bridge.model.error = None
+        good = REPO / "models" / "exemplars" / "laser.flac"
+        bridge.open_exemplar(str(good))
+        _wait_for(bridge, lambda md: md.exemplar is not None)
+        assert bridge.model.enabled()["try"] and abs(bridge.model.exemplar.used - 12.0) < 0.1
+        port = srv.port
+        srv.kill9()
+        _wait_for(bridge, lambda md: not md.connected)
+        srv = ServerProcess(tmp_path / "srv2", "--port", str(port), workers=1).start()
+        seen = _wait_for(bridge, lambda md: md.connected and md.exemplar is not None, timeout=90)
+        assert "ExemplarReady" in seen  # sent again without the user
     finally:
         bridge.stop()
         srv.stop()

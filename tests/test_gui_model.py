@@ -1,6 +1,8 @@
 """The desktop client's state machine and players, without a display."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -124,7 +126,31 @@ def test_preview_and_quality_choices():
     md.apply(m.QualityPicked("hifi"))
     md.apply(m.PreviewReady("laser", "flac", b"fLaC"))
     assert md.quality == "hifi" and md.preview.texture == "laser" and "laser" in md.status
-    assert [t["name"] for t in md.textures()] == ["laser", "water"]
+    assert [t["name"] for t in md.textures()] == ["laser", "water", "exemplar"]  # "Your own…" last
+
+
+def test_your_own_exemplar_lights_up_open_then_try_then_ok():
+    md = ready_model()
+    md.apply(m.TexturePicked("exemplar"))
+    on = md.enabled()
+    assert md.own_texture and on["open_exemplar"] and not on["try"] and not on["texture_ok"]
+    md.apply(m.ExemplarLoaded("/x/brook.wav", "brook.wav", np.zeros(44100 * 3, np.float32), 44100))
+    assert md.enabled()["try"] and not md.enabled()["texture_ok"]  # Try plays it here; the server has it not yet
+    md.apply(m.ExemplarReady(client.Exemplar("brook.wav", 45.0, 30.0, [0.0], [0.0], ["cut to 30 s"])))
+    assert md.enabled()["texture_ok"] and "cut to 30 s" in md.status
+    assert "brook.wav" in next(t["description"] for t in md.textures() if t["name"] == "exemplar")
+    md.confirm_texture()
+    assert md.texture_confirmed and md.enabled()["convert"]
+    md.apply(m.Connected(welcome()))  # a reconnect keeps the choice
+    assert md.texture == "exemplar"
+    md.apply(m.RequestFailed("exemplar", "silent", "The exemplar is silent."))
+    assert md.exemplar is None and not md.enabled()["texture_ok"] and "silent" in md.error
+
+
+def test_a_version_1_server_offers_no_exemplar():
+    md = ready_model()
+    md.apply(m.Connected(dataclasses.replace(welcome(), version=1)))
+    assert "exemplar" not in [t["name"] for t in md.textures()]
 
 
 def test_a_texture_the_new_server_lacks_falls_back_to_its_first():

@@ -504,7 +504,7 @@ def test_third_party_client_gets_welcome(srv):
 
 def test_healthz(srv):
     h = srv.health()
-    assert h["status"] == "ok" and h["ready"] is True and h["workers"] == 2 and h["protocol"] == 1
+    assert h["status"] == "ok" and h["ready"] is True and h["workers"] == 2 and h["protocol"] == protocol.PROTOCOL_VERSION
     assert (h["processes"], h["slots_per_process"], h["workers_ready"]) == (2, [1, 1], 2)  # one job per process
     assert h["server_imports_tensorflow"] is False and h["workers_import_tensorflow"] is False
     assert all(0 < s < 90 for s in h["worker_start_seconds"]), h["worker_start_seconds"]

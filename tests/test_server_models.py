@@ -1,6 +1,4 @@
-"""The server with the real texture networks (numpy in the workers; TensorFlow nowhere).
-
-Skipped until the trained weights are in models/weights/."""
+"""The server with the real textures (their tuned settings and exemplars), in its workers."""
 from __future__ import annotations
 
 import io
@@ -16,12 +14,7 @@ from server.testing import ServerProcess
 from .conftest import DEMO_CLIP, REPO
 from .test_server import run
 
-WEIGHTS = REPO / "models" / "weights"
 TEXTURES = ("laser", "water", "future")
-HAVE_WEIGHTS = all((WEIGHTS / f"{t}.npz").is_file() and (WEIGHTS / f"{t}.json").is_file() for t in TEXTURES)
-
-pytestmark = pytest.mark.skipif(not HAVE_WEIGHTS, reason="no trained weights in models/weights/ yet "
-                                                         "(python -m models.train, then python -m models.export)")
 
 
 def test_every_texture_through_the_server(tmp_path: Path):

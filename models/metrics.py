@@ -1,5 +1,6 @@
-"""The test suite's own measure of a texture transfer, independent of the training loss
-and of the shared judge: simple band statistics of a 40-band mel spectrogram.
+"""MusiCoder's own measure of a texture transfer, independent of the shared judge that
+tuning maximises: simple band statistics of a 40-band mel spectrogram (librosa). The test
+suite and ``models.evaluate`` use it as the check by a measure nothing was tuned on.
 
     style_distance(a, b)   how different two sounds are as textures (0 = same)
     chroma_similarity(x, y) how much of the music's pitch content y kept (1 = all)

@@ -1,0 +1,204 @@
+"""Texture transfer by band statistics: the music's pitch and rhythm, the exemplar's sound.
+
+    ex = analyse_exemplar(exemplar_samples)              # once per exemplar
+    transform = make_transform(ex, Settings(...))        # an engine.LogMagTransform
+    log_out = transform(log_x)                           # (N_BINS, frames) nats -> same
+
+Everything works on natural-log STFT magnitudes (``spectral``: 1025 bins, hop 512 at
+44.1 kHz) and 48 log-spaced bands from 30 Hz to 16 kHz. Below a crossover frequency the
+music's fine structure within each band is kept: that is where its pitch (harmony,
+melody) lives. Above it the exemplar's own fine structure replaces the music's, so its
+zaps, bubbles or hiss are heard there. Each band's envelope becomes ``μ + σ·z``:
+
+* μ, σ: the band's level and spread, moved toward the exemplar's above the crossover;
+* z: the music's normalised dynamics mixed with the exemplar's, and the exemplar's are
+  placed by the music: at each music onset the exemplar replays from its next onset, so
+  its events land on the music's beats.
+
+No training is needed for a new exemplar; the few numbers of :class:`Settings` are tuned
+per built-in texture on training music (``models.tune``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from . import spectral
+
+N_BANDS = 48
+BAND_LO_HZ, BAND_HI_HZ = 30.0, 16000.0
+ONSET_MIN_GAP = 6  # frames (70 ms) between two onsets: one event per note, not per partial
+ONSET_THRESHOLD_STD = 0.5  # an onset's flux is above mean + this many standard deviations
+ONSET_RANGE_NATS = 6.9  # flux counts within 60 dB of the loudest band: a noise floor's flicker is no onset
+_POWER_FLOOR = 1e-12  # of a band's power: 0.5·log gives -13.8 nats, under LOG_FLOOR's -11.5
+_EPS = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How far a conversion moves toward its exemplar (each weight 0..1).
+
+    crossover_hz: above it the exemplar's fine structure and band statistics; below it the
+      music's. keep_low / keep_high: share of the music's own normalised band dynamics
+      below / above the crossover (1 keeps them, 0 takes the exemplar's, placed on the
+      music's onsets). spread: how far band spreads above the crossover move to the
+      exemplar's. level: the same for band levels. fine: share of the exemplar's fine
+      structure above the crossover (0 keeps the music's).
+    """
+
+    crossover_hz: float
+    keep_low: float = 1.0
+    keep_high: float = 0.5
+    spread: float = 1.0
+    level: float = 1.0
+    fine: float = 1.0
+
+    def __post_init__(self):
+        for name in ("keep_low", "keep_high", "spread", "level", "fine"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")
+        if not self.crossover_hz > 0:
+            raise ValueError(f"crossover_hz must be positive, got {self.crossover_hz}")
+
+
+@functools.cache
+def filterbank() -> tuple[np.ndarray, np.ndarray]:
+    """(N_BANDS, N_BINS) float32 triangular weights, log-spaced from BAND_LO_HZ to
+    BAND_HI_HZ, summing to 1 over every bin (bins outside the range belong to the end
+    bands), and the (N_BANDS,) centre frequencies in Hz."""
+    freqs = np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE)
+    centres = np.geomspace(BAND_LO_HZ, BAND_HI_HZ, N_BANDS)
+    lf = np.log(np.clip(freqs, BAND_LO_HZ, BAND_HI_HZ))
+    lc = np.log(centres)
+    left = np.concatenate([[lc[0] - 1.0], lc[:-1]])[:, None]
+    right = np.concatenate([lc[1:], [lc[-1] + 1.0]])[:, None]
+    w = np.clip(np.minimum((lf - left) / (lc[:, None] - left), (right - lf) / (right - lc[:, None])), 0.0, 1.0)
+    w[0, freqs <= centres[0]] = 1.0
+    w[-1, freqs >= centres[-1]] = 1.0
+    w /= w.sum(axis=0, keepdims=True)
+    w.setflags(write=False)
+    return w.astype(np.float32), centres
+
+
+def band_envelopes(log_mag: np.ndarray) -> np.ndarray:
+    """(N_BINS, T) natural-log magnitude → (N_BANDS, T) natural-log band amplitudes
+    (half the log of each band's weighted power)."""
+    w, _ = filterbank()
+    return 0.5 * np.log(w @ np.exp(2.0 * log_mag) + _POWER_FLOOR)
+
+
+def onsets(envelopes: np.ndarray) -> np.ndarray:
+    """Frame indices (ascending int array) of the onsets of (N_BANDS, T) band envelopes:
+    local peaks of the mean positive band flux above mean + ONSET_THRESHOLD_STD·std, at
+    least ONSET_MIN_GAP frames apart (the earlier one wins). The envelopes are floored
+    ONSET_RANGE_NATS below their maximum first: the narrow low bands of a quiet passage
+    flicker by nats from frame to frame, and a sparse exemplar's gaps would be all onsets."""
+    if envelopes.size == 0:
+        return np.zeros(0, int)
+    floored = np.maximum(envelopes, envelopes.max() - ONSET_RANGE_NATS)
+    flux = np.maximum(np.diff(floored, axis=1, prepend=floored[:, :1]), 0.0).mean(axis=0)
+    if len(flux) < 3:
+        return np.zeros(0, int)
+    threshold = flux.mean() + ONSET_THRESHOLD_STD * flux.std()
+    mid = flux[1:-1]
+    peaks = np.flatnonzero((mid > threshold) & (mid >= flux[:-2]) & (mid >= flux[2:])) + 1
+    kept: list[int] = []
+    for t in peaks:
+        if not kept or t - kept[-1] >= ONSET_MIN_GAP:
+            kept.append(int(t))
+    return np.array(kept, int)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExemplarAnalysis:
+    """What a conversion needs of an exemplar, made once by :func:`analyse_exemplar`.
+
+    envelopes: (N_BANDS, F) band log-envelopes; fine: (N_BINS, F) log-magnitude minus the
+    envelopes spread over the bins (the structure within bands); onsets: frame indices;
+    mean_power: mean squared magnitude over bins and frames, for level matching.
+    """
+
+    envelopes: np.ndarray
+    fine: np.ndarray
+    onsets: np.ndarray
+    mean_power: float
+
+    @property
+    def frames(self) -> int:
+        return self.envelopes.shape[1]
+
+
+def analyse_exemplar(samples: np.ndarray) -> ExemplarAnalysis:
+    """Analyse (n,) float samples at ``spectral.SAMPLE_RATE`` (at least one STFT frame)
+    as an exemplar. ValueError for silence (no level to match)."""
+    mag = spectral.magnitude(np.asarray(samples, np.float32))
+    mean_power = float(np.mean(np.square(mag, dtype=np.float64)))
+    if not mean_power > spectral.LOG_FLOOR**2:
+        raise ValueError("the exemplar is silent")
+    log_mag = spectral.to_log(mag)
+    env = band_envelopes(log_mag)
+    w, _ = filterbank()
+    fine = (log_mag - w.T @ env).astype(np.float32)
+    found = onsets(env)
+    return ExemplarAnalysis(envelopes=env.astype(np.float32), fine=fine,
+                            onsets=found if len(found) else np.zeros(1, int), mean_power=mean_power)
+
+
+def placement(n_frames: int, music_onsets: np.ndarray, exemplar: ExemplarAnalysis) -> np.ndarray:
+    """(n_frames,) exemplar frame index for each output frame: the exemplar plays from its
+    start until the music's first onset; at each music onset it jumps to its own next
+    onset (in its order, cycling) and runs on from there, wrapping at its end."""
+    index = np.empty(n_frames, int)
+    starts = [0, *(int(t) for t in music_onsets if t > 0)]
+    sources = [0, *(int(exemplar.onsets[k % len(exemplar.onsets)]) for k in range(len(starts) - 1))]
+    ends = [*starts[1:], n_frames]
+    for a, b, src in zip(starts, ends, sources):
+        index[a:b] = (src + np.arange(b - a)) % exemplar.frames
+    return index
+
+
+def make_transform(exemplar: ExemplarAnalysis, settings: Settings):
+    """The transfer toward ``exemplar`` as an ``engine.LogMagTransform``: (N_BINS, T)
+    natural-log magnitude → (N_BINS, T) float32. The exemplar is matched to the music's
+    level (mean spectral power) first, so only its sound moves, not its loudness."""
+    w, centres = filterbank()
+    low = (centres < settings.crossover_hz)[:, None]
+    keep = np.where(low, settings.keep_low, settings.keep_high)
+    level = np.where(low, 0.0, settings.level)
+    spread = np.where(low, 0.0, settings.spread)
+    high_bins = np.flatnonzero(np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE) >= settings.crossover_hz)
+    w_high = np.ascontiguousarray(w.T[high_bins])
+    env_s = exemplar.envelopes
+    mu_s = env_s.mean(axis=1, keepdims=True)
+    sd_s = env_s.std(axis=1, keepdims=True) + _EPS
+    z_s = (env_s - mu_s) / sd_s
+    max_s = env_s.max(axis=1, keepdims=True)
+
+    def transform(log_x: np.ndarray) -> np.ndarray:
+        log_x = np.asarray(log_x, np.float32)
+        if log_x.shape[1] == 0:
+            return log_x.copy()
+        env_x = band_envelopes(log_x)
+        mu_x = env_x.mean(axis=1, keepdims=True)
+        sd_x = env_x.std(axis=1, keepdims=True) + _EPS
+        music_power = float(np.mean(np.exp(2.0 * log_x, dtype=np.float64)))
+        offset = 0.5 * np.log(max(music_power, _POWER_FLOOR) / exemplar.mean_power)
+        index = placement(log_x.shape[1], onsets(env_x), exemplar)
+        z = keep * (env_x - mu_x) / sd_x + (1.0 - keep) * z_s[:, index]
+        z /= z.std(axis=1, keepdims=True) + _EPS
+        env_y = mu_x + level * (mu_s + offset - mu_x) + (sd_x + spread * (sd_s - sd_x)) * z
+        # no band louder than the louder of the two ever is there: a wide exemplar spread
+        # times a rare peak of the music's dynamics would otherwise boost one band by many
+        # nats, and the loudness normalisation after would bury everything else
+        env_y = np.minimum(env_y, np.maximum(env_x.max(axis=1, keepdims=True), max_s + offset))
+        out = log_x + w.T @ (env_y - env_x)
+        if settings.fine > 0 and len(high_bins):
+            # above the crossover: the target envelope over a mix of the two fine structures
+            fine_x = log_x[high_bins] - w_high @ env_x
+            out[high_bins] = (w_high @ env_y + (1.0 - settings.fine) * fine_x
+                              + settings.fine * exemplar.fine[np.ix_(high_bins, index)])
+        return out.astype(np.float32)
+
+    return transform

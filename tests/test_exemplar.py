@@ -1,0 +1,221 @@
+"""A user's own exemplar: the protocol's second kind of upload, the server's handling of
+it (one session's, validated like a song plus too_short and silent, removed with the
+session), the client library, the CLI's --exemplar (in-process and through a server),
+and one real conversion with a recording no texture ships with."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import client
+import models
+import protocol
+from models.metrics import SR, chroma_similarity, style_distance
+from musicoder import audio, engine
+from server.testing import ServerProcess
+
+from .conftest import DEMO_CLIP, REPO
+from .test_server import PLUMBING, run, wait_clean
+
+EXEMPLAR = REPO / "models" / "exemplars" / "water.flac"  # a real file of 12 s (any audio would do)
+
+
+def wav(samples: np.ndarray, rate: int = 44100) -> bytes:
+    buf = io.BytesIO()
+    soundfile.write(buf, samples, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def crackle(seconds: float, rate: int = 44100, seed: int = 0) -> np.ndarray:
+    """A vinyl-like crackle: sparse random clicks over faint hiss. (n,) float32."""
+    rng = np.random.default_rng(seed)
+    y = 0.01 * rng.standard_normal(int(seconds * rate))
+    clicks = rng.random(len(y)) < 30 / rate
+    y[clicks] += rng.choice([-0.8, 0.8], clicks.sum())
+    return y.astype(np.float32)
+
+
+BAD_EXEMPLARS = {  # what each is, and the code it must get
+    "silence": (wav(np.zeros(3 * 44100, np.float32)), "silent"),
+    "half a second": (wav(crackle(0.5)), "too_short"),
+    "not audio": (b"this is a text file, not a recording\n" * 50, "not_audio"),
+    "ten minutes": (wav(crackle(600.0, rate=8000), rate=8000), "too_long"),
+}
+
+
+# ---- protocol -------------------------------------------------------------------------
+
+def test_upload_purpose_and_the_exemplar_message_round_trip():
+    up = protocol.parse_text(json.dumps({"type": "upload", "id": 3, "name": "b.wav", "size": 9,
+                                         "purpose": "exemplar"}), sender="client")
+    assert up.purpose == protocol.EXEMPLAR
+    old = protocol.parse_text('{"type": "upload", "id": 3, "name": "b.wav", "size": 9}', sender="client")
+    assert old.purpose == "track"  # a version 1 client's upload is a track, as before
+    with pytest.raises(protocol.ProtocolError) as err:
+        protocol.parse_text('{"type": "upload", "id": 3, "name": "b", "size": 9, "purpose": "song"}', sender="client")
+    assert err.value.code == "bad_message" and err.value.re == 3
+    msg = protocol.Exemplar(re=3, name="b.wav", duration=45.0, used=30.0, peaks=800, warnings=["cut"])
+    assert protocol.parse_text(protocol.encode(msg), sender="server") == msg
+    assert {"too_short", "silent"} <= set(protocol.ERROR_CODES)
+
+
+# ---- the server -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("srv"), models=PLUMBING) as server:
+        yield server
+
+
+def test_an_exemplar_upload_then_a_conversion_with_it(srv):
+    async def main():
+        async with client.Client(srv.url) as c:
+            assert c.welcome.version == 2 and c.welcome.limits["exemplar_min_seconds"] == audio.EXEMPLAR_MIN_SECONDS
+            await c.upload(DEMO_CLIP)
+            await c.clip(2.0, 3.0)
+            with pytest.raises(client.ServerError) as err:
+                await c.convert(protocol.EXEMPLAR, "lofi")
+            assert err.value.code == "not_ready"  # no exemplar yet
+            mine = await c.upload_exemplar(EXEMPLAR)
+            assert mine.name == "water.flac" and abs(mine.used - 12.0) < 0.1 and len(mine.peaks_max) == 800
+            assert max(mine.peaks_max) > 0.1
+            r = await c.convert(protocol.EXEMPLAR, "lofi", "wav")
+            assert r.texture == protocol.EXEMPLAR and abs(r.duration - 3.0) < 0.05 and r.spectrogram[:4] == b"\x89PNG"
+            r = await c.convert("water", "lofi", "wav")  # the built-in ones still work beside it
+            assert r.texture == "water"
+    run(main())
+    wait_clean(srv)
+
+
+@pytest.mark.parametrize("what", list(BAD_EXEMPLARS))
+def test_a_bad_exemplar_is_refused_and_the_last_good_one_stays(srv, what):
+    data, code = BAD_EXEMPLARS[what]
+
+    async def main():
+        async with client.Client(srv.url) as c:
+            await c.upload(DEMO_CLIP)
+            await c.clip(0.0, 2.0)
+            await c.upload_exemplar(wav(crackle(4.0)), name="good.wav")
+            with pytest.raises(client.ServerError) as err:
+                await c.upload_exemplar(data, name=f"{what}.wav")
+            assert err.value.code == code, err.value
+            assert err.value.message and "Traceback" not in err.value.message
+            r = await c.convert(protocol.EXEMPLAR, "lofi", "wav")  # the good one is still the session's
+            assert abs(r.duration - 2.0) < 0.05
+    run(main())
+    wait_clean(srv)
+
+
+def test_an_exemplar_is_its_sessions_alone_and_goes_with_it(srv):
+    async def main():
+        async with client.Client(srv.url) as a, client.Client(srv.url) as b:
+            for c in (a, b):
+                await c.upload(DEMO_CLIP)
+                await c.clip(0.0, 2.0)
+            await a.upload_exemplar(wav(crackle(3.0)), name="mine.wav")
+            assert any(p.name == "exemplar.f32" for p in (Path(srv.data_dir) / "temp").rglob("*"))
+            with pytest.raises(client.ServerError) as err:
+                await b.convert(protocol.EXEMPLAR, "lofi")
+            assert err.value.code == "not_ready"
+            await a.convert(protocol.EXEMPLAR, "lofi")
+    run(main())
+    wait_clean(srv)  # no session folder left: the exemplar went with its session
+
+
+def test_a_long_exemplar_is_cut_with_a_warning(srv):
+    async def main():
+        async with client.Client(srv.url) as c:
+            mine = await c.upload_exemplar(wav(crackle(45.0, rate=16000), rate=16000), name="long.wav")
+            assert abs(mine.duration - 45.0) < 0.1 and abs(mine.used - audio.EXEMPLAR_MAX_SECONDS) < 0.1
+            assert any("first 30 s" in w for w in mine.warnings)
+    run(main())
+
+
+def test_reconnect_sends_the_exemplar_again(srv):
+    async def main():
+        async with client.Client(srv.url) as c:
+            await c.upload_exemplar(wav(crackle(3.0)), name="mine.wav")
+            await c.upload(DEMO_CLIP)
+            await c.clip(0.0, 2.0)
+            await c.reconnect()
+            r = await c.convert(protocol.EXEMPLAR, "lofi")
+            assert abs(r.duration - 2.0) < 0.05
+    run(main())
+
+
+def test_a_version_1_client_is_still_served(srv):
+    from .test_server import Raw
+
+    async def main():
+        async with Raw(srv.url) as raw:
+            welcome = await raw.hello()  # Raw says version 1
+            assert welcome.version == protocol.PROTOCOL_VERSION
+    run(main())
+
+
+# ---- the CLI ----------------------------------------------------------------------------
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    out = {}
+    for what, (data, _) in BAD_EXEMPLARS.items():
+        out[what] = folder / f"{what.replace(' ', '_')}.wav"
+        out[what].write_bytes(data)
+    return out
+
+
+@pytest.mark.parametrize("what", list(BAD_EXEMPLARS))
+def test_the_cli_refuses_a_bad_exemplar_in_one_line(bad_files, tmp_path, what):
+    out = tmp_path / "x.wav"
+    proc = run_cli("convert", str(DEMO_CLIP), "-o", str(out), "--exemplar", str(bad_files[what]), "--duration", "2")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert bad_files[what].name in proc.stderr  # says which file is bad: the song or the exemplar
+    assert not out.exists()
+
+
+def test_texture_and_exemplar_are_exclusive(tmp_path):
+    proc = run_cli("convert", str(DEMO_CLIP), "-o", str(tmp_path / "x.wav"), "--texture", "water",
+                   "--exemplar", str(EXEMPLAR))
+    assert proc.returncode == 2 and "not allowed with" in proc.stderr
+
+
+def test_the_cli_converts_with_an_exemplar_in_process_and_on_a_server(srv, tmp_path):
+    mine = tmp_path / "crackle.wav"
+    mine.write_bytes(wav(crackle(5.0)))
+    for where in ((), ("--server", srv.url)):
+        out = tmp_path / f"out{len(where)}.wav"
+        proc = run_cli("convert", str(DEMO_CLIP), "-o", str(out), "--exemplar", str(mine), "--duration", "3",
+                       "--quality", "lofi", *where)
+        assert proc.returncode == 0, proc.stderr
+        assert abs(audio.load(out).duration - 3.0) < 0.05
+
+
+# ---- a real conversion ------------------------------------------------------------------
+
+def test_a_user_exemplar_moves_the_music_toward_it_and_keeps_it(demo_samples):
+    # A recording no texture ships with (a synthetic crackle), through the product path:
+    # the output must be closer to it than the plain re-render and keep the music's chroma.
+    exemplar = crackle(6.0, seed=3)
+    out = engine.render(demo_samples, "standard", models.from_exemplar(exemplar).transform).samples
+    plain = engine.render(demo_samples, "standard").samples
+
+    def at_metric_rate(y):
+        return audio.resample(y, audio.SAMPLE_RATE, SR)
+
+    s, x, y, p = (at_metric_rate(v) for v in (exemplar, demo_samples, out, plain))
+    assert style_distance(p, s) - style_distance(y, s) > 1.0
+    assert chroma_similarity(x, y) > 0.5
