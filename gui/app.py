@@ -38,7 +38,7 @@ retries by itself.
 MusiCoder is free software (AGPL-3.0-or-later). Its source, README and NOTICE are at
 {PROJECT_HOME}"""
 
-WIDTH, HEIGHT = 1100, 1010
+WIDTH, HEIGHT = 1100, 1024
 SPECTROGRAM_WIDTH = 700
 PLOT_COLUMNS = 800
 
@@ -145,8 +145,8 @@ class App:
                 dpg.add_button(label="Open exemplar…", tag="open_exemplar",
                                callback=lambda: dpg.show_item("exemplar_dialog"))
                 dpg.add_text("", tag="exemplar_facts")
-            with dpg.plot(tag="exemplar_plot", height=70, width=-1, no_menus=True, no_mouse_pos=True, show=False):
-                dpg.add_plot_axis(dpg.mvXAxis, label="your exemplar (s)", tag="ex_x")
+            with dpg.plot(tag="exemplar_plot", height=80, width=-1, no_menus=True, no_mouse_pos=True, show=False):
+                dpg.add_plot_axis(dpg.mvXAxis, tag="ex_x")  # seconds; the facts beside Open say whose
                 with dpg.plot_axis(dpg.mvYAxis, tag="ex_y", no_tick_labels=True):
                     dpg.add_shade_series([0.0], [0.0], y2=[0.0], tag="ex_wave")
 
@@ -341,7 +341,7 @@ class App:
         dpg.configure_item("exemplar_plot", show=md.own_texture and md.exemplar_samples is not None)
         ex = md.exemplar
         dpg.set_value("exemplar_facts", "" if not md.own_texture else
-                      f"{ex.name}  {ex.used:.1f} s used" if ex is not None else
+                      f"your exemplar: {ex.name}, {ex.used:.1f} s used" if ex is not None else
                       f"{md.exemplar_name}: sending…" if md.exemplar_samples is not None else "no exemplar yet")
         if self._drawn_exemplar is not md.exemplar_samples and md.exemplar_samples is not None:
             self._drawn_exemplar = md.exemplar_samples
@@ -349,7 +349,7 @@ class App:
             x = np.linspace(0, len(md.exemplar_samples) / md.exemplar_rate, PLOT_COLUMNS)
             dpg.set_value("ex_wave", [x.tolist(), peaks[1].tolist(), peaks[0].tolist()])
             dpg.fit_axis_data("ex_x")
-            dpg.fit_axis_data("ex_y")
+            dpg.set_axis_limits("ex_y", -1.0, 1.0)  # full scale: fitting a plot not yet shown leaves it flat
 
     def _refresh_track(self) -> None:
         dpg, md = self.dpg, self.model
