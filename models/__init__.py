@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import threading
 from pathlib import Path
@@ -154,6 +155,12 @@ def load(name: str, settings_dir: str | Path | None = None) -> TextureModel:
         return _CACHE[key]
 
 
+@functools.lru_cache(maxsize=4)
+def _any_settings(path: str) -> tuple[transfer.Settings, dict]:
+    """read_settings, once per file: a server worker calls from_exemplar for every job."""
+    return read_settings(Path(path))
+
+
 def from_exemplar(samples: np.ndarray, settings_dir: str | Path | None = None) -> TextureModel:
     """A texture made from a user's own exemplar: (n,) float samples at 44.1 kHz (as
     ``musicoder.audio.load_exemplar`` gives them), with the settings tuned for any exemplar
@@ -163,7 +170,7 @@ def from_exemplar(samples: np.ndarray, settings_dir: str | Path | None = None) -
     from musicoder.errors import InputError
 
     folder = Path(settings_dir) if settings_dir is not None else SETTINGS_DIR
-    settings, meta = read_settings(folder / f"{ANY}.json")
+    settings, meta = _any_settings(str(folder / f"{ANY}.json"))
     try:
         analysis = transfer.analyse_exemplar(samples)
     except ValueError as e:

@@ -291,7 +291,7 @@ def load_exemplar(path: str | os.PathLike, limits: Limits = Limits()) -> Clip:
                                       f"needs at least {EXEMPLAR_MIN_SECONDS:g} s.")
     if rms_dbfs(clip.samples) < SILENCE_DBFS:
         raise InputError("silent", "The exemplar is silent: there is no texture to take from it.")
-    notes = [n for n in clip.warnings if "silent" not in n]
+    notes = list(clip.warnings)
     if info.duration > EXEMPLAR_MAX_SECONDS:
         notes.append(f"The exemplar lasts {info.duration:.0f} s; its first {EXEMPLAR_MAX_SECONDS:g} s are used.")
     return dataclasses.replace(clip, warnings=tuple(notes))

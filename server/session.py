@@ -359,7 +359,7 @@ class Session:
         window_path = os.path.join(self.temp_dir, "window.f32")
         try:
             clip = await self.services.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS)
-            await self._keep_window(clip, window_path)
+            await self._keep_samples(clip, window_path)
         except (InputError, OSError):
             os.remove(path)
             raise
@@ -382,7 +382,7 @@ class Session:
         try:
             clip = await self.services.decode_exemplar(path)
             samples_path = os.path.join(self.temp_dir, "exemplar.f32")
-            await self._keep_window(clip, samples_path)
+            await self._keep_samples(clip, samples_path)
         finally:
             _remove(path)
         self.exemplar = _Exemplar(samples_path, up.name)
@@ -396,17 +396,17 @@ class Session:
         if self.track is None:
             raise protocol.ProtocolError("not_ready", "Upload a track before choosing a window.")
         clip = await self.services.decode(self.track.path, msg.start, msg.duration)
-        await self._keep_window(clip, self.track.window_path)
+        await self._keep_samples(clip, self.track.window_path)
         self.log.info("window %.2f s + %.2f s", clip.start, clip.duration)
         await self.send(protocol.Window(re=msg.id, start=clip.start, duration=clip.duration, peaks=PEAK_COLUMNS,
                                         warnings=list(clip.warnings)))
         await self.send_blob(protocol.Kind.PEAKS, msg.id, self.services.peaks(clip.samples, PEAK_COLUMNS))
 
-    async def _keep_window(self, clip: audio.Clip, path: str) -> None:
-        """The window's samples to disk (float32, little-endian), for the next convert:
-        written aside, then renamed over the last one, so that a failed write (a full
-        disk) leaves the last window whole and no partial file, and a job's snapshot (a
-        hard link, :meth:`_snapshot`) is never rewritten."""
+    async def _keep_samples(self, clip: audio.Clip, path: str) -> None:
+        """A clip's samples (the window, or the exemplar) to disk (float32, little-endian),
+        for the next convert: written aside, then renamed over the last one, so that a
+        failed write (a full disk) leaves the last one whole and no partial file, and a
+        job's snapshot (a hard link, :meth:`_snapshot`) is never rewritten."""
         def write() -> None:
             os.makedirs(self.temp_dir, exist_ok=True)
             part = path + ".part"
