@@ -48,7 +48,7 @@ WORKER_ALONE = """
 import time; t0 = time.monotonic()
 import os, sys
 from server import worker
-worker._limit_threads(1)
+worker.limit_threads(1)
 import numpy as np
 from musicoder import audio, engine, render
 import {models} as models

@@ -3,9 +3,14 @@ client library): the engine in-process, or a server with ``--server``.
 
     musicoder convert IN [-o OUT] (--texture {laser,water,future} | --exemplar FILE) [--quality {lofi,standard,hifi}]
                       [--start S] [--duration D] [--spectrogram OUT.png] [--no-normalize]
-                      [--server ws://host:port | wss://host:port] [--token TOKEN] [--cafile CA.pem]
+                      [--server URL[,URL...]]... [--token TOKEN] [--cafile CA.pem]
     musicoder textures [--json]
     musicoder reconstruct IN [-o OUT] [--quality Q] [...]   (no texture: a round trip)
+
+--server takes ws://host:port or wss://host:port; several (comma-separated, or the option
+given again) are front ends of one service: one that cannot be reached is passed over, and
+when the connection is lost mid-way the song, the window and the exemplar go to the next
+one (client.convert_file).
 
 Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -24,8 +29,8 @@ from musicoder.errors import InputError
 EXIT_INPUT = 2  # the user's input was bad
 EXIT_IO = 3  # we could not write the output (disk full, permissions)
 EXIT_MODEL = 4  # a shipped model or ffmpeg is missing or corrupt: the installation is broken
-EXIT_CONNECT = 5  # --server: the server could not be reached or the connection was lost
-EXIT_ACCESS = 6  # --server: the server refused us at the handshake (no or wrong token, an Origin it does not allow)
+EXIT_CONNECT = 5  # --server: no server could be reached, or the connection was lost and no retry got through
+EXIT_ACCESS = 6  # --server: every server refused us at the handshake (no or wrong token, an Origin it does not allow)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -57,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--texture", help="laser, water or future (see `musicoder textures`)")
     kind.add_argument("--exemplar", metavar="FILE", help="your own texture: an audio file of it, 2 to 30 s "
                                                          "(a longer one is cut to its first 30 s)")
-    conv.add_argument("--server", metavar="URL", help="convert on a MusiCoder server (ws://host:port, or "
-                                                      "wss://host:port with TLS) instead of in this process")
+    conv.add_argument("--server", metavar="URL", action="append",
+                      help="convert on a MusiCoder server (ws://host:port, or wss://host:port with TLS) instead of "
+                           "in this process; several, comma-separated or --server again: one that cannot be reached "
+                           "is passed over, and if the connection is lost mid-way the song, window and exemplar "
+                           "are sent again to the next one")
     conv.add_argument("--token", default=os.environ.get("MUSICODER_TOKEN") or None,
                       help="the server's shared token (default: $MUSICODER_TOKEN, which `ps` does not show)")
     conv.add_argument("--cafile", metavar="PEM", help="trust this CA (or self-signed) certificate for a wss:// "
@@ -149,12 +157,13 @@ def _render_to_files(args: argparse.Namespace) -> int:
 
 
 def _convert_on_server(args: argparse.Namespace) -> int:
-    """convert --server URL: upload, convert and download through the client library."""
+    """convert --server URL[,URL...]: upload, convert and download through the client library."""
     import client
 
+    servers = client.parse_servers(args.server)  # a bad address: InputError, before any work
     output = _checked_output(args, f"{_texture_name(args)}_{args.quality}")
     with _progress_bar(sys.stderr.isatty()) as progress:
-        info = client.convert_file(args.server, args.input, output, args.texture, args.quality, start=args.start,
+        info = client.convert_file(servers, args.input, output, args.texture, args.quality, start=args.start,
                                    duration=args.duration, normalize=not args.no_normalize,
                                    spectrogram_path=args.spectrogram, on_progress=progress, token=args.token,
                                    cafile=args.cafile, exemplar=args.exemplar)
@@ -165,7 +174,7 @@ def _convert_on_server(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    if args.server:
+    if args.server is not None:
         return _convert_on_server(args)
     if args.texture is not None:
         import models

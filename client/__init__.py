@@ -1,7 +1,10 @@
 """The MusiCoder client library: an asyncio :class:`Client` over the WebSocket protocol
 (used by the GUI, scripts and tests), and :func:`convert_file`, the blocking one-call
-conversion that ``musicoder convert --server URL`` uses."""
+conversion that ``musicoder convert --server URL`` uses. Both take one server address or
+several (:func:`parse_servers`, shared with the CLI and the GUI) and move on to the next
+when one cannot be reached or the connection is lost."""
 from .connection import (
+    RETRY_DELAYS,
     AccessDenied,
     Client,
     ConnectionFailed,
@@ -11,8 +14,9 @@ from .connection import (
     ServerError,
     Track,
     Window,
+    parse_servers,
 )
 from .convert import ConvertInfo, convert_file
 
-__all__ = ["AccessDenied", "Client", "ConnectionFailed", "Exemplar", "JobCancelled", "Result", "ServerError", "Track", "Window",
-           "ConvertInfo", "convert_file"]
+__all__ = ["RETRY_DELAYS", "AccessDenied", "Client", "ConnectionFailed", "Exemplar", "JobCancelled", "Result",
+           "ServerError", "Track", "Window", "parse_servers", "ConvertInfo", "convert_file"]

@@ -1,6 +1,7 @@
 """An asyncio client for a MusiCoder server, over the sans-I/O :mod:`protocol`.
 
     async with Client("ws://host:8765") as c:          # connect (with timeout) + hello
+    async with Client(["ws://a:8765", "ws://b:8765"]) as c:   # several front ends (or "ws://a:8765,ws://b:8765")
         track = await c.upload("song.mp3", on_progress=lambda got, size: ...)
         window = await c.clip(42.5, 10.0)
         fmt, exemplar = await c.preview("laser")
@@ -8,7 +9,7 @@
         result3 = await c.convert(protocol.EXEMPLAR)    # ... converted with it
         result = await c.convert("laser", "hifi", "flac", on_progress=lambda stage, fraction, eta, pos: ...)
         result2 = await c.convert("water")             # same clip, no re-upload
-        await c.reconnect()                             # a new session, track and window restored
+        await c.reconnect()                             # a new session (the next address), track and window restored
 
 One reader task takes every frame off the socket: control messages go to the request
 that they answer (``re``) or to the job they are about (``job``); binary chunks are
@@ -17,6 +18,15 @@ reassembled and handed to the same place. Errors the server reports raise
 reached or a lost connection raise :class:`ConnectionFailed`; a server that refuses the
 token or the Origin at the handshake raises :class:`AccessDenied` (no use retrying).
 ``wss://`` URLs are verified against the system's CAs, or ``cafile`` where given.
+
+Several addresses (front ends of one service; :func:`parse_servers` reads them): ``connect``
+tries each once, from the current one, and stays on the first that answers; an address
+that refused the token or the Origin (``AccessDenied``) is not tried again, the others
+are. After a lost connection, ``reconnect`` (or ``next_server`` and ``connect``) moves on
+to the next address, cycling through the list. When none answers the error names every
+address tried. :data:`RETRY_DELAYS` is the back-off of the GUI (after each round in which
+no address answered) and of ``convert_file`` (between its retries after a lost
+connection, the first of them at once).
 """
 from __future__ import annotations
 
@@ -26,7 +36,8 @@ import itertools
 import math
 import os
 import ssl
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
 
 import websockets
 from websockets.asyncio.client import connect as ws_connect
@@ -36,6 +47,52 @@ from musicoder.errors import InputError
 
 DEFAULT_OPEN_TIMEOUT = 10.0
 DEFAULT_REQUEST_TIMEOUT = 120.0  # seconds without any answer to a request
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds between rounds of reconnecting (GUI, convert_file)
+
+
+def parse_servers(value: str | Iterable[str]) -> list[str]:
+    """The server addresses in ``value``: a string of comma-separated addresses, or several
+    such strings (``--server`` given more than once, a JSON list). Whitespace around an
+    address, empty items and repeats are dropped. Each must be ``ws://HOST[:PORT][/PATH]``
+    or ``wss://...``. Raises InputError ("bad_server", one sentence naming the bad one)
+    for one that is not, and for none at all."""
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InputError("bad_server", f"Bad server address {item!r}: give ws://HOST:PORT or wss://HOST:PORT.")
+        for url in (part.strip() for part in item.split(",")):
+            if url and url not in out:
+                _check_server(url)
+                out.append(url)
+    if not out:
+        raise InputError("bad_server", "No server address given: give ws://HOST:PORT or wss://HOST:PORT.")
+    return out
+
+
+def _check_server(url: str) -> None:
+    """InputError ("bad_server") unless url is ws://HOST[:PORT][/PATH] or wss://..."""
+    why = None
+    if any(c.isspace() for c in url):
+        why = "it has a space in it (separate addresses with commas)"
+    else:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port  # ValueError for one that is not a number in 0-65535
+        except ValueError as err:
+            port, why = None, ("its port is not a number from 1 to 65535" if "port" in str(err).lower()
+                               else "it is not a URL (an unclosed [ of an IPv6 address?)")
+        if why is None:
+            if parts.scheme.lower() not in ("ws", "wss"):
+                why = "it must start with ws:// or wss://"
+            elif not parts.hostname:
+                why = "it names no host"
+            elif port == 0:
+                why = "its port is not a number from 1 to 65535"
+            elif "#" in url:
+                why = "it has a #fragment"
+    if why:
+        raise InputError("bad_server", f"Bad server address {url!r}: {why} (e.g. ws://host:8765).")
 
 
 class ConnectionFailed(Exception):
@@ -116,11 +173,20 @@ _CLOSED = object()
 
 
 class Client:
-    def __init__(self, url: str, *, name: str = "musicoder-client", open_timeout: float = DEFAULT_OPEN_TIMEOUT,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT, chunk_bytes: int = protocol.CHUNK_BYTES,
+    """``url``: one server address, several comma-separated in one string, or a list of
+    them (see :func:`parse_servers`; InputError "bad_server" for a bad one). ``url`` then
+    reads the address in use (or being tried), ``urls`` all of them. on_connecting(url) is
+    called before each address is tried."""
+
+    def __init__(self, url: str | Sequence[str], *, name: str = "musicoder-client",
+                 open_timeout: float = DEFAULT_OPEN_TIMEOUT, request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+                 chunk_bytes: int = protocol.CHUNK_BYTES,
                  on_shutdown: Callable[[protocol.Shutdown], None] | None = None, token: str | None = None,
-                 cafile: str | None = None):
-        self.url = url
+                 cafile: str | None = None, on_connecting: Callable[[str], None] | None = None):
+        self.urls = parse_servers(url)
+        self._index = 0  # urls[_index] is the address in use, or the next tried
+        self._denied: dict[str, AccessDenied] = {}  # addresses that refused us: not tried again
+        self.on_connecting = on_connecting
         self.token = token  # sent as "Authorization: Bearer TOKEN" where the server asks for one
         self.cafile = cafile  # a CA (or self-signed certificate) file to trust for wss://
         self.name = name
@@ -150,27 +216,73 @@ class Client:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
+    @property
+    def url(self) -> str:
+        """The address in use, or the one the next connect tries first."""
+        return self.urls[self._index]
+
+    def next_server(self) -> str:
+        """Make the next address (cycling; past those that refused access) the one connect
+        tries first; returns it. With one address, that one."""
+        for step in range(1, len(self.urls) + 1):
+            i = (self._index + step) % len(self.urls)
+            if self.urls[i] not in self._denied:
+                self._index = i
+                break
+        return self.url
+
     async def connect(self) -> protocol.Welcome:
-        """Open the connection and say hello; returns the server's welcome.
+        """Open the connection and say hello; returns the server's welcome. Tries each
+        address once, from the current one, and stays on the first that answers.
         Raises ConnectionFailed (unreachable, timeout, not a MusiCoder server, refused
-        with HTTP 429) or AccessDenied (HTTP 401/403)."""
+        with HTTP 429 or full; with several addresses, naming each and why) or
+        AccessDenied (HTTP 401/403, from every address)."""
+        if self._ws is not None:
+            await self.close()
+        start = self._index
+        failures: list[tuple[str, ConnectionFailed]] = []
+        for step in range(len(self.urls)):
+            self._index = (start + step) % len(self.urls)
+            url = self.url
+            if url in self._denied:  # the same token or Origin would be refused again
+                failures.append((url, self._denied[url]))
+                continue
+            if self.on_connecting is not None:
+                self.on_connecting(url)
+            try:
+                return await self._connect_one(url)
+            except AccessDenied as err:
+                self._denied[url] = err
+                failures.append((url, err))
+            except ConnectionFailed as err:
+                failures.append((url, err))
+        self._index = start
+        raise _all_failed(failures)
+
+    async def _connect_one(self, url: str) -> protocol.Welcome:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         try:
             self._ws = await asyncio.wait_for(
-                ws_connect(self.url, open_timeout=self.open_timeout, max_size=2 * 2**20, compression=None,
+                ws_connect(url, open_timeout=self.open_timeout, max_size=2 * 2**20, compression=None,
                            close_timeout=5, user_agent_header=f"{self.name} (musicoder client)",
-                           additional_headers=headers, ssl=self._tls_context()),
+                           additional_headers=headers, ssl=self._tls_context(url)),
                 timeout=self.open_timeout + 1)
         except websockets.exceptions.InvalidStatus as err:
-            raise _refusal(self.url, err.response) from None
+            raise _refusal(url, err.response) from None
         except (OSError, TimeoutError, websockets.exceptions.InvalidURI, websockets.exceptions.InvalidHandshake,
                 websockets.exceptions.ConnectionClosed) as err:
-            raise ConnectionFailed(f"cannot connect to {self.url}: {_reason(err)}") from None
+            raise ConnectionFailed(f"cannot connect to {url}: {_reason(err)}") from None
         self._broken = None
+        self.shutdown = None
         self._blobs = protocol.Reassembler()
         self._reader = asyncio.create_task(self._read())
-        msg = await self._request(protocol.Hello(id=self._next_id(), version=protocol.PROTOCOL_VERSION,
-                                                 client=self.name[:100]), timeout=self.open_timeout)
+        try:
+            msg = await self._request(protocol.Hello(id=self._next_id(), version=protocol.PROTOCOL_VERSION,
+                                                     client=self.name[:100]), timeout=self.open_timeout)
+        except (ConnectionFailed, ServerError) as err:  # no welcome (full, stopping, not MusiCoder): the next one
+            await self.close()
+            why = f"{err.message} ({err.code})" if isinstance(err, ServerError) else str(err)
+            raise ConnectionFailed(f"cannot connect to {url}: {why}") from None
         self.welcome = msg
         return msg
 
@@ -186,9 +298,11 @@ class Client:
         self._ws = self._reader = None
 
     async def reconnect(self) -> protocol.Welcome:
-        """A fresh connection (a new session on the server); the last upload, window and
-        exemplar are sent again so that convert works as before."""
+        """A fresh connection (a new session), to the next address first (the same one
+        when there is one); the last upload, window and exemplar are sent again so that
+        convert works as before."""
         await self.close()
+        self.next_server()
         welcome = await self.connect()
         if self._exemplar is not None:
             await self.upload_exemplar(*self._exemplar)
@@ -200,9 +314,9 @@ class Client:
                 await self.clip(*window)
         return welcome
 
-    def _tls_context(self) -> ssl.SSLContext | None:
+    def _tls_context(self, url: str) -> ssl.SSLContext | None:
         """For wss://, the system's CAs or cafile; None for ws://."""
-        if not self.url.lower().startswith("wss:"):
+        if not url.lower().startswith("wss:"):
             return None
         try:
             return ssl.create_default_context(cafile=self.cafile)
@@ -468,6 +582,19 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, ssl.SSLCertVerificationError):
         return f"its TLS certificate is not trusted ({err.verify_message}): give its CA file (--cafile)"
     return text[:200]
+
+
+def _all_failed(failures: list[tuple[str, ConnectionFailed]]) -> ConnectionFailed:
+    """One address: its own error. Several: one line naming each and why; AccessDenied
+    when every one refused access."""
+    if len(failures) == 1:
+        return failures[0][1]
+    parts = "; ".join(f"{url}: {str(err).removeprefix(f'cannot connect to {url}: ')}" for url, err in failures)
+    message = f"cannot connect to any of {len(failures)} servers ({parts})"
+    denied = [err for _, err in failures if isinstance(err, AccessDenied)]
+    if len(denied) == len(failures):
+        return AccessDenied(message, denied[-1].status)
+    return ConnectionFailed(message)
 
 
 def _refusal(url: str, response) -> ConnectionFailed:

@@ -1,8 +1,10 @@
-"""``musicoder-gui [--server ws://host:port] [FILE]`` and ``python -m gui``.
+"""``musicoder-gui [--server ws://host:port[,ws://host2:port]]... [FILE]`` and ``python -m gui``.
 
 With no server named (on the command line, in $MUSICODER_SERVER or in the config file
 ~/.config/musicoder/gui.json as {"server": "ws://..."}), the GUI starts a server of
-its own on loopback and stops it on exit: one person needs nothing deployed. A server's
+its own on loopback and stops it on exit: one person needs nothing deployed. Several
+addresses (front ends of one service: comma-separated, --server again, or a JSON list in
+the config file) are tried in turn, and a lost connection moves on to the next one. A server's
 token and a CA file to trust for wss:// come the same way: $MUSICODER_TOKEN and
 $MUSICODER_CAFILE, or "token" and "cafile" in the config file.
 """
@@ -53,7 +55,7 @@ def local_server() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def run_window(url: str, file: str | None) -> int:
+def run_window(url: str | list[str], file: str | None) -> int:
     import dearpygui.dearpygui as dpg
 
     from .app import HEIGHT, WIDTH, App
@@ -84,14 +86,26 @@ def run_window(url: str, file: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="musicoder-gui", description="The MusiCoder desktop client.")
     ap.add_argument("file", nargs="?", help="a song to open at start")
-    ap.add_argument("--server", help="ws://host:port of a MusiCoder server (default: start one on loopback)")
+    ap.add_argument("--server", action="append",
+                    help="ws://host:port of a MusiCoder server (default: start one on loopback); several, "
+                         "comma-separated or --server again, are tried in turn")
     args = ap.parse_args(argv)
+    named = args.server or configured("server")
+    servers = None
+    if named:
+        from client import parse_servers
+        from musicoder.errors import InputError
+
+        try:
+            servers = parse_servers(named)
+        except InputError as err:
+            print(f"musicoder-gui: error: {err}", file=sys.stderr)
+            return 2
     if not has_display():
         print("musicoder-gui: error: no display (set DISPLAY, or run under Xvfb)", file=sys.stderr)
         return 2
-    url = args.server or configured("server")
-    if url:
-        return run_window(url, args.file)
+    if servers:
+        return run_window(servers, args.file)
     with local_server() as url:
         return run_window(url, args.file)
 

@@ -33,7 +33,9 @@ HELP_TEXT = f"""MusiCoder gives a piece of music a new texture.
 
 Volume balance on plays loudness-normalised audio; off plays the raw level.
 The connection state is at the top; Retry reconnects at once, and the client also
-retries by itself.
+retries by itself. The server field takes several addresses, comma-separated (front
+ends of one service): when one is gone the client moves on to the next, and sends the
+song, the window and your exemplar again.
 
 MusiCoder is free software (AGPL-3.0-or-later). Its source, README and NOTICE are at
 {PROJECT_HOME}"""
@@ -102,7 +104,8 @@ class App:
             with dpg.group(horizontal=True):
                 dpg.add_text("●", tag="conn_dot")
                 dpg.add_text("not connected", tag="conn_text")
-                dpg.add_input_text(tag="server_url", default_value=self.model.url, width=260)
+                dpg.add_input_text(tag="server_url", default_value=self.model.url, width=320,
+                                   hint="ws://host:8765, ws://host2:8765")
                 dpg.add_button(label="Retry", tag="retry", callback=lambda: self.bridge.connect(dpg.get_value("server_url")))
                 dpg.add_checkbox(label="Volume balance", tag="normalize", default_value=True,
                                  callback=lambda s, v: setattr(self.model, "normalize", v))

@@ -2,11 +2,14 @@
 :class:`client.Client`, and a queue of :mod:`gui.model` events for the UI thread.
 
 The UI thread never waits: its calls schedule coroutines on the loop and return; what
-happens comes back as events, drained once per frame. The connection is watched and
-re-made with back-off; after a reconnect the song, its window and the user's own
-exemplar are sent again (the server starts every connection as a new session with
-nothing of ours). A server that
-refuses the token or the Origin is not retried: the state says why.
+happens comes back as events, drained once per frame. The server may be several
+addresses (front ends of one service; the server field takes them comma-separated, read
+by :func:`client.parse_servers`): each try goes through them from the current one. The
+connection is watched and re-made with back-off (:data:`client.RETRY_DELAYS`), each retry
+starting with the next address; after a reconnect the song, its window and the user's
+own exemplar are sent again (the server starts every connection as a new session with
+nothing of ours). An address that refuses the token or the Origin is not tried again;
+when every one has, retrying stops and the state says why, as it does for a bad address.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import concurrent.futures
 import os
 import queue
 import threading
+from collections.abc import Sequence
 
 import client
 from musicoder import audio
@@ -22,14 +26,16 @@ from musicoder.errors import InputError
 
 from . import model as m
 
-RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds between automatic reconnects
+RETRY_DELAYS = client.RETRY_DELAYS  # seconds between automatic reconnects
 WATCH_INTERVAL = 0.5  # seconds between connection checks
 
 
 class Bridge:
-    def __init__(self, url: str, retry_delays: tuple[float, ...] = RETRY_DELAYS, token: str | None = None,
-                 cafile: str | None = None):
-        self.model = m.Model(url=url)
+    """url: the server's address, several comma-separated, or a list of them."""
+
+    def __init__(self, url: str | Sequence[str], retry_delays: tuple[float, ...] = RETRY_DELAYS,
+                 token: str | None = None, cafile: str | None = None):
+        self.model = m.Model(url=url if isinstance(url, str) else ", ".join(url))
         self.retry_delays = retry_delays
         self.token, self.cafile = token, cafile
         self._events: queue.Queue = queue.Queue()
@@ -84,8 +90,9 @@ class Bridge:
 
     # ---- calls from the UI thread -------------------------------------------------------------
 
-    def connect(self, url: str) -> None:
-        """(Re)connect now, to ``url``; keeps retrying with back-off while it fails."""
+    def connect(self, url: str | Sequence[str]) -> None:
+        """(Re)connect now, to ``url`` (one address, several comma-separated, or a list);
+        keeps retrying with back-off, moving on to the next address, while it fails."""
         self._submit(self._start_connector(url))
 
     def open_file(self, path: str) -> None:
@@ -132,36 +139,49 @@ class Bridge:
             if request == "convert":
                 self._job = None
 
-    async def _start_connector(self, url: str) -> None:
+    async def _start_connector(self, url: str | Sequence[str]) -> None:
         if self._connector is not None:
             self._connector.cancel()
-        self._connector = asyncio.create_task(self._keep_connected(url))
-
-    async def _keep_connected(self, url: str) -> None:
-        attempt = 0
-        while True:
-            self._post(m.Connecting(url))
+            self._connector = None
+        try:
+            servers = client.parse_servers(url)
+        except InputError as err:  # the server field is not a list of addresses: say so, try nothing
             if self._client is not None:
                 await self._client.close()
-            self._client = client.Client(url, name="musicoder-gui", token=self.token, cafile=self.cafile,
-                                         on_shutdown=lambda s: self._post(m.ServerShutdown(s.reason)))
+            self._post(m.Disconnected(err.message, None))
+            return
+        self._connector = asyncio.create_task(self._keep_connected(servers))
+
+    async def _keep_connected(self, servers: list[str]) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._client = c = client.Client(
+            servers, name="musicoder-gui", token=self.token, cafile=self.cafile,
+            on_shutdown=lambda s: self._post(m.ServerShutdown(s.reason)),
+            on_connecting=lambda url: self._post(m.Connecting(url, tuple(servers))))
+        several = len(servers) > 1
+        attempt = 0
+        while True:
             try:
-                welcome = await self._client.connect()
-            except client.AccessDenied as err:  # the same token or Origin would be refused again
+                welcome = await c.connect()  # each address once, from the current one
+            except client.AccessDenied as err:  # every address refused the token or the Origin
                 self._post(m.Disconnected(str(err), None))
                 return
             except client.ConnectionFailed as err:
                 delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
                 attempt += 1
-                self._post(m.Disconnected(str(err), delay))
+                self._post(m.Disconnected(str(err), delay, c.next_server() if several else None))
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
             self._post(m.Connected(welcome))
             await self._restore()
-            while self._client.connected:
+            while c.connected:
                 await asyncio.sleep(WATCH_INTERVAL)
-            self._post(m.Disconnected("The connection was lost.", self.retry_delays[0]))
+            lost = c.url
+            await c.close()
+            self._post(m.Disconnected(f"The connection to {lost} was lost." if several else "The connection was lost.",
+                                      self.retry_delays[0], c.next_server() if several else None))
             await asyncio.sleep(self.retry_delays[0])
 
     async def _restore(self) -> None:

@@ -4,7 +4,8 @@ window draws a :class:`Model`, and every event — a button, a server message, t
 connection coming or going — goes through :meth:`Model.apply`.
 
 The steps follow the original client's flow, each button lighting up when its step is
-possible: connect → load a file (uploaded) → choose the window (clip) → choose a texture
+possible: connect (to one of the server field's addresses: several, comma-separated, are
+tried in turn) → load a file (uploaded) → choose the window (clip) → choose a texture
 (Try previews it; "Your own…" opens a recording of the user's own texture, uploaded as
 the session's exemplar, and Try plays it) → choose a quality (starts the conversion) →
 result (play, save, convert again).
@@ -30,7 +31,8 @@ class Connection(enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class Connecting:
-    url: str
+    url: str  # the address being tried
+    servers: tuple[str, ...] = ()  # every address the bridge cycles through (default: just url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Connected:
 class Disconnected:
     reason: str
     retry_in: float | None  # seconds until the next automatic try; None: no retry
+    next_url: str | None = None  # where that try starts, when there are several addresses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +165,8 @@ class JobState:
 class Model:
     """Everything the window shows. Mutated only by :meth:`apply`."""
 
-    url: str
+    url: str  # the server field: one address, or several comma-separated
+    server: str | None = None  # the address in use, or being tried
     connection: Connection = Connection.DISCONNECTED
     retry_in: float | None = None
     welcome: protocol.Welcome | None = None
@@ -261,8 +265,11 @@ class Model:
 
     # connection
     def _on_Connecting(self, e: Connecting) -> None:
-        self.url, self.connection, self.retry_in = e.url, Connection.CONNECTING, None
-        self.status = f"Connecting to {e.url}…"
+        servers = e.servers or (e.url,)
+        self.url, self.server = ", ".join(servers), e.url
+        self.connection, self.retry_in = Connection.CONNECTING, None
+        of = f" ({servers.index(e.url) + 1} of {len(servers)})" if len(servers) > 1 and e.url in servers else ""
+        self.status = f"Connecting to {e.url}{of}…"
 
     def _on_Connected(self, e: Connected) -> None:
         w = e.welcome
@@ -277,7 +284,8 @@ class Model:
         self.job = None
         self.exemplar = None  # the server's copy went with the session; the bridge sends it again
         self.error = e.reason
-        self.status = "Not connected" + (f": retrying in {e.retry_in:.0f} s." if e.retry_in else ".")
+        then = f", with {e.next_url}" if e.next_url else ""
+        self.status = "Not connected" + (f": retrying in {e.retry_in:.0f} s{then}." if e.retry_in else ".")
 
     def _on_ServerShutdown(self, e: ServerShutdown) -> None:
         self.status = f"The server is shutting down ({e.reason}); reconnecting when it is back."

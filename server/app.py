@@ -76,6 +76,21 @@ def is_ready(stats: dict, stopping: bool) -> bool:
     return not stopping and stats.get("workers_ready", 0) >= stats.get("workers", 1)
 
 
+def make_pool(settings: Settings) -> WorkerPool:
+    """The local worker processes, or with ``ray`` set, actors on that Ray cluster (only
+    then is Ray imported)."""
+    common = dict(workers=settings.workers, queue=settings.queue, models=settings.models,
+                  job_timeout=settings.job_timeout, cancel_grace=settings.cancel_grace,
+                  preload=bool(settings.preload), max_running_seconds=settings.max_running_seconds)
+    if settings.ray:
+        try:
+            from .ray_pool import RayPool
+        except ImportError as err:
+            raise SystemExit(f"musicoder-server: error: --ray needs Ray: pip install '.[ray]' ({err})")
+        return RayPool(settings.ray, cpus_per_actor=settings.ray_actor_cpus, **common)
+    return ProcessPool(processes=settings.processes, **common)
+
+
 class App:
     """What all sessions share: settings, the pool, the texture catalogue, the registry.
     It is the ``session.Services`` each Session is given (app imports session, never the
@@ -84,10 +99,7 @@ class App:
     def __init__(self, settings: Settings, pool: WorkerPool | None = None):
         self.settings = settings
         self.models = importlib.import_module(settings.models)
-        self.pool = pool or ProcessPool(workers=settings.workers, queue=settings.queue, models=settings.models,
-                                        job_timeout=settings.job_timeout, cancel_grace=settings.cancel_grace,
-                                        processes=settings.processes, preload=bool(settings.preload),
-                                        max_running_seconds=settings.max_running_seconds)
+        self.pool = pool or make_pool(settings)
         self.sessions: dict[str, Session] = {}
         self.shutting_down = False
         self.started = time.monotonic()
@@ -291,14 +303,18 @@ async def serve_forever(settings: Settings, stop: asyncio.Future | None = None) 
     """Run the server until SIGTERM/SIGINT (or ``stop`` is done), then stop gracefully."""
     loop = asyncio.get_running_loop()
     stop = stop or loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+    def on_signals() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+
+    on_signals()
     tls = access.tls_context(settings)  # a bad certificate stops us before the workers start
     lock = _lock_data_dir(settings)
     app = App(settings)
     removed = app.sweep(None)
     log.info("startup sweep removed %d leftover folder(s) from %s", removed, os.path.abspath(settings.data_dir))
     await app.pool.start()
+    on_signals()  # again: joining a Ray cluster installs Ray's own SIGTERM handler, which exits at once
     sweeper = asyncio.create_task(app.sweeper())
     try:
         async with serve(app.handler, settings.host, settings.port, process_request=app.process_request,

@@ -78,6 +78,8 @@ class Settings:
     shutdown_grace: float = 10.0  # on SIGTERM, seconds running jobs get to finish
     chunk_kb: int = 256  # binary frame payload the server sends, KiB
     preload: int = 1  # 1: workers load every texture model at start; 0: at first use
+    ray: str = ""  # a Ray cluster's address (host:port, ray://..., or auto): convert on its actors; "": local processes
+    ray_actor_cpus: float = 1.0  # CPUs each actor reserves on its node, and the compute threads its jobs use
     models: str = "models"  # module with TEXTURES / texture() / load() (tests.passthrough_models: identity, for tests)
     log_level: str = "INFO"
 
@@ -119,6 +121,10 @@ _HELP = {
                       "clients that send no Origin (scripts, the CLI, the GUI) are always allowed",
     "certfile": "TLS certificate chain, PEM: serve wss:// (default: none, plain ws://)",
     "keyfile": "TLS private key, PEM (default: in --certfile)",
+    "ray": "convert on the Ray cluster at this address (host:port of its head, or auto: $RAY_ADDRESS), on "
+           "--workers actors of this front end (needs the ray extra; default: none, local worker processes)",
+    "ray_actor_cpus": "under --ray, CPUs each actor reserves on its node and uses for its job's compute "
+                      "threads (default 1: one actor per core)",
     "models": "texture model module (default models; tests.passthrough_models: identity, for the tests)",
 }
 

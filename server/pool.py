@@ -4,9 +4,10 @@
 :class:`PoolBusy`), ``handle.events`` (an asyncio.Queue of :class:`Queued`,
 :class:`Started`, :class:`Progress` and one final :class:`Done`, :class:`Failed` or
 :class:`JobCancelled`), ``handle.cancel()``, ``stats()``, ``expected_seconds(quality)``
-and ``close()``. :class:`ProcessPool` implements it with spawned worker processes; a
-later one can put the same interface on Ray or Dask so that several front ends share
-the workers.
+and ``close()``. :class:`QueueingPool` holds what the pools share (the bounded queue,
+admission, positions and ETAs); :class:`ProcessPool` runs the jobs in spawned worker
+processes, ``ray_pool.RayPool`` on the actors of a Ray cluster that several front ends
+share (``--ray``; only that module imports Ray).
 
 ProcessPool: ``workers`` conversion slots in ``processes`` worker processes (default
 one single-slot process per core: the textures' exemplar analyses cost a process a few
@@ -135,6 +136,100 @@ class WorkerPool(abc.ABC):
     def _cancel(self, handle: JobHandle) -> None: ...
 
 
+class QueueingPool(WorkerPool):
+    """What the pools share: the bounded FIFO of waiting jobs and its admission (PoolBusy),
+    queue positions with ETAs, the memory rule of what may start, the learnt seconds per
+    quality and the counters. A pool adds where jobs run: ``_running()`` (the handles
+    running now), ``_has_free()`` and ``_dispatch()`` (start what fits on free slots)."""
+
+    def __init__(self, queue: int, expected: dict[str, float] | None, max_running_seconds: float):
+        self.max_queue = queue
+        self.max_running_seconds = max_running_seconds
+        self._expected = dict(DEFAULT_EXPECTED_SECONDS if expected is None else expected)
+        self._pending: collections.deque[JobHandle] = collections.deque()
+        self._ids = itertools.count(1)
+        self._closing = False
+        self.completed = 0
+        self.failed = 0
+
+    @abc.abstractmethod
+    def _running(self) -> list[JobHandle]: ...
+
+    @abc.abstractmethod
+    def _has_free(self) -> bool: ...
+
+    @abc.abstractmethod
+    def _dispatch(self) -> None: ...
+
+    def _queue_full(self) -> bool:
+        return len(self._pending) >= self.max_queue
+
+    def submit(self, spec: JobSpec) -> JobHandle:
+        if self._closing:
+            raise PoolBusy(len(self._pending), 0)
+        idle = self._has_free() and not self._pending
+        if self._queue_full() and not idle:
+            raise PoolBusy(len(self._pending), self.max_queue)
+        handle = JobHandle(next(self._ids), spec, self)
+        self._pending.append(handle)
+        self._dispatch()
+        if not handle.started:
+            self._announce_positions()
+        return handle
+
+    def _running_seconds(self) -> float:
+        return sum(job.seconds for job in self._running())
+
+    def _fits(self, job: JobHandle) -> bool:
+        """Memory grows with the audio being converted: a job starts while the seconds
+        of audio running stay within max_running_seconds, or when nothing runs."""
+        running = self._running_seconds()
+        return running == 0 or running + job.seconds <= self.max_running_seconds
+
+    def _announce_positions(self) -> None:
+        busy = max(1, len(self._running()))
+        ahead = 0.0
+        for i, job in enumerate(self._pending):
+            mine = self.expected_seconds(job.spec.quality)
+            position, eta = i + 1, round(ahead / busy + mine, 2)
+            if (position, eta) != (job.position, job.eta):
+                job.position, job.eta = position, eta
+                job.events.put_nowait(Queued(position=position, eta=eta))
+            ahead += mine
+
+    def _progress(self, job: JobHandle, stage: str, fraction: float) -> Progress:
+        elapsed = time.monotonic() - (job.started or time.monotonic())
+        expected = self.expected_seconds(job.spec.quality)
+        eta = elapsed / fraction * (1 - fraction) if fraction > 0.05 else max(expected - elapsed, 0.0)
+        return Progress(stage=stage, fraction=fraction, eta=max(eta, 0.0))
+
+    def _succeeded(self, job: JobHandle, output: JobOutput) -> None:
+        seconds = time.monotonic() - (job.started or time.monotonic())
+        q = job.spec.quality
+        self._expected[q] = 0.7 * self._expected.get(q, seconds) + 0.3 * seconds
+        self.completed += 1
+        job._finish(Done(output=output, queued_seconds=(job.started or job.submitted) - job.submitted))
+
+    def _cancel_pending(self, handle: JobHandle) -> bool:
+        """A cancelled job that had not started: gone from the queue (True), else False."""
+        if handle not in self._pending:
+            return False
+        self._pending.remove(handle)
+        handle._finish(JobCancelled())
+        self._dispatch()  # it may have held back the jobs behind it
+        self._announce_positions()
+        return True
+
+    def expected_seconds(self, quality: str) -> float:
+        return round(self._expected.get(quality, max(self._expected.values(), default=2.0)), 2)
+
+    def queue_stats(self) -> dict:
+        running = self._running()
+        return {"running": len(running), "running_audio_seconds": round(self._running_seconds(), 2),
+                "max_running_seconds": self.max_running_seconds, "queued": len(self._pending),
+                "queue_limit": self.max_queue, "completed": self.completed, "failed": self.failed}
+
+
 class _Worker:
     """The parent's view of one worker process: its pipe and the jobs it runs."""
 
@@ -157,7 +252,7 @@ class _Worker:
         return self.slots - len(self.jobs) if self.ready else 0
 
 
-class ProcessPool(WorkerPool):
+class ProcessPool(QueueingPool):
     """``workers`` conversions at once (0: one per core), in ``processes`` spawned worker
     processes (0: one per conversion; fewer: the rest run as threads inside them)."""
 
@@ -166,25 +261,18 @@ class ProcessPool(WorkerPool):
                  processes: int = 0, preload: bool = True, max_running_seconds: float = 30.0):
         cores = usable_cores()
         workers, processes = pool_shape(max(workers, 0), max(processes, 0), cores)
+        super().__init__(queue, expected, max_running_seconds)
         self.size = workers
-        self.max_queue = queue
         self.models = models
         self.job_timeout = job_timeout
         self.cancel_grace = cancel_grace
         self.nice = nice
         self.preload = preload
-        self.max_running_seconds = max_running_seconds
         self.threads = max(1, cores // workers)  # compute threads per job: the cores shared out, no more
-        self._expected = dict(DEFAULT_EXPECTED_SECONDS if expected is None else expected)
         self._ctx = multiprocessing.get_context("spawn")
         self._workers = [_Worker(i, workers // processes + (1 if i < workers % processes else 0))
                          for i in range(processes)]
-        self._pending: collections.deque[JobHandle] = collections.deque()
-        self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing = False
-        self.completed = 0
-        self.failed = 0
         self.restarts = 0
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -258,25 +346,8 @@ class ProcessPool(WorkerPool):
 
     # ---- jobs ---------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec) -> JobHandle:
-        if self._closing:
-            raise PoolBusy(len(self._pending), 0)
-        idle = any(w.free > 0 for w in self._workers) and not self._pending
-        if len(self._pending) >= self.max_queue and not idle:
-            raise PoolBusy(len(self._pending), self.max_queue)
-        handle = JobHandle(next(self._ids), spec, self)
-        self._pending.append(handle)
-        self._dispatch()
-        if not handle.started:
-            self._announce_positions()
-        return handle
-
     def _cancel(self, handle: JobHandle) -> None:
-        if handle in self._pending:
-            self._pending.remove(handle)
-            handle._finish(JobCancelled())
-            self._dispatch()  # it may have held back the jobs behind it
-            self._announce_positions()
+        if self._cancel_pending(handle):
             return
         for w in self._workers:
             if handle.id in w.jobs:
@@ -300,14 +371,11 @@ class ProcessPool(WorkerPool):
             w.killed_by_us = True
             w.process.kill()
 
-    def _running_seconds(self) -> float:
-        return sum(job.seconds for w in self._workers for job in w.jobs.values())
+    def _running(self) -> list[JobHandle]:
+        return [job for w in self._workers for job in w.jobs.values()]
 
-    def _fits(self, job: JobHandle) -> bool:
-        """Memory grows with the audio being converted: a job starts while the seconds
-        of audio running stay within max_running_seconds, or when nothing runs."""
-        running = self._running_seconds()
-        return running == 0 or running + job.seconds <= self.max_running_seconds
+    def _has_free(self) -> bool:
+        return any(w.free > 0 for w in self._workers)
 
     def _dispatch(self) -> None:
         for w in self._workers:
@@ -323,17 +391,6 @@ class ProcessPool(WorkerPool):
                     continue
                 self._arm(w, job, self.job_timeout, f"ran past the {self.job_timeout:g} s limit")
                 job.events.put_nowait(Started(eta=job.eta))
-
-    def _announce_positions(self) -> None:
-        busy = max(1, sum(len(w.jobs) for w in self._workers))
-        ahead = 0.0
-        for i, job in enumerate(self._pending):
-            mine = self.expected_seconds(job.spec.quality)
-            position, eta = i + 1, round(ahead / busy + mine, 2)
-            if (position, eta) != (job.position, job.eta):
-                job.position, job.eta = position, eta
-                job.events.put_nowait(Queued(position=position, eta=eta))
-            ahead += mine
 
     def _on_message(self, w: _Worker, proc, msg) -> None:
         if w.process is not proc:  # from a worker already replaced
@@ -352,22 +409,14 @@ class ProcessPool(WorkerPool):
         if job is None:
             return
         if kind == "progress":
-            _, _, stage, fraction = msg
-            elapsed = time.monotonic() - (job.started or time.monotonic())
-            expected = self.expected_seconds(job.spec.quality)
-            eta = elapsed / fraction * (1 - fraction) if fraction > 0.05 else max(expected - elapsed, 0.0)
-            job.events.put_nowait(Progress(stage=stage, fraction=fraction, eta=max(eta, 0.0)))
+            job.events.put_nowait(self._progress(job, msg[2], msg[3]))
             return
         timer = w.timers.pop(job.id, None)
         if timer is not None:
             timer.cancel()
         del w.jobs[job.id]
         if kind == "done":
-            seconds = time.monotonic() - (job.started or time.monotonic())
-            q = job.spec.quality
-            self._expected[q] = 0.7 * self._expected.get(q, seconds) + 0.3 * seconds
-            self.completed += 1
-            job._finish(Done(output=msg[2], queued_seconds=(job.started or job.submitted) - job.submitted))
+            self._succeeded(job, msg[2])
         elif kind == "cancelled":
             job._finish(JobCancelled())
         else:
@@ -406,21 +455,12 @@ class ProcessPool(WorkerPool):
 
     # ---- figures ------------------------------------------------------------------------
 
-    def expected_seconds(self, quality: str) -> float:
-        return round(self._expected.get(quality, max(self._expected.values(), default=2.0)), 2)
-
     def stats(self) -> dict:
         return {
             "workers": self.size,
             "workers_ready": sum(w.slots for w in self._workers if w.ready),
             "processes": len(self._workers),
-            "running": sum(len(w.jobs) for w in self._workers),
-            "running_audio_seconds": round(self._running_seconds(), 2),
-            "max_running_seconds": self.max_running_seconds,
-            "queued": len(self._pending),
-            "queue_limit": self.max_queue,
-            "completed": self.completed,
-            "failed": self.failed,
+            **self.queue_stats(),
             "restarts": self.restarts,
             "worker_pids": [w.pid for w in self._workers if w.pid is not None],
             "busy_pids": [w.pid for w in self._workers if w.jobs and w.pid is not None],

@@ -4,6 +4,9 @@ loopback server.
     with ServerProcess(data_dir, "--workers", "1") as srv:
         srv.url, srv.health(), srv.kill9(), srv.terminate()
 
+    with LocalRayCluster(nodes=2) as cluster:          # Ray's cluster_utils, loopback only
+        with ServerProcess(data_dir, "--ray", cluster.address, env=cluster.env) as front_end: ...
+
 It listens on 127.0.0.1 with a port the OS picks (read from its log), and is always
 stopped on exit (SIGTERM, then SIGKILL of it and its workers). Given --certfile it
 serves wss:// and https://.../healthz: pass ``cafile`` to trust its certificate.
@@ -79,7 +82,7 @@ class ServerProcess:
                 time.sleep(0.05)
         while wait_workers:
             h = self.health()
-            self.worker_pids = h["worker_pids"]
+            self.worker_pids = h.get("worker_pids", [])  # none under --ray: its actors are the cluster's
             if h["ready"]:  # every worker process started, its models loaded
                 break
             if time.monotonic() > deadline:
@@ -127,7 +130,7 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             try:
                 if self.port is not None:
-                    pids = self.health(timeout=2)["worker_pids"]
+                    pids = self.health(timeout=2).get("worker_pids", [])
             except Exception:
                 pass
             self.proc.send_signal(signal.SIGTERM)
@@ -157,3 +160,54 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# Ray resolves a loopback address to the machine's own IP, which its processes do not
+# listen on when bound to 127.0.0.1; with this (Ray's own switch, named for the OSes
+# where it is the default) it keeps 127.0.0.1, for this process and the front ends.
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+class LocalRayCluster:
+    """A Ray cluster on this machine, loopback only: a head with no CPU (it runs no
+    conversion) and ``nodes`` worker nodes of ``cpus`` CPU each, through Ray's own
+    ``ray.cluster_utils.Cluster``. ``address`` for --ray, ``env`` for the front ends'
+    processes, ``add_node()`` and ``remove_node(node)`` (a node that dies: no drain)."""
+
+    def __init__(self, nodes: int = 2, cpus: int = 1):
+        self.nodes_wanted, self.cpus = nodes, cpus
+        self.cluster = None
+        self.nodes: list = []
+        self.env = dict(RAY_LOOPBACK)
+
+    def __enter__(self) -> "LocalRayCluster":
+        os.environ.update(self.env)  # before Ray is imported here
+        from ray.cluster_utils import Cluster
+
+        self.cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
+            # a dead node noticed in ~2 s, not Ray's default 15
+            "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}})
+        for _ in range(self.nodes_wanted):
+            self.add_node()
+        return self
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def add_node(self):
+        node = self.cluster.add_node(num_cpus=self.cpus, node_ip_address="127.0.0.1")
+        self.nodes.append(node)
+        return node
+
+    def remove_node(self, node) -> None:
+        self.cluster.remove_node(node, allow_graceful=False)
+        self.nodes.remove(node)
+
+    def node_of(self, node_id: str):
+        """The worker node whose id starts with node_id (as /healthz shows it)."""
+        return next(n for n in self.nodes if n.node_id.startswith(node_id))
+
+    def __exit__(self, *exc) -> None:
+        self.cluster.shutdown()

@@ -59,7 +59,7 @@ class JobOutput:
     timings: dict  # stage -> seconds
 
 
-def _limit_threads(threads: int) -> None:
+def limit_threads(threads: int) -> None:
     """Compute threads of numba (the engine's kernels) and of the BLAS under numpy (the
     textures' filterbank products), per job. Read when those libraries load, so this
     runs before the engine is imported (a spawned process starts without them)."""
@@ -80,7 +80,7 @@ def _limit_fft_threads(threads: int) -> None:
 
 def tune_malloc() -> None:
     """glibc: two malloc arenas rather than one per job thread (less fragmentation),
-    and the heap trimmed after each job (:func:`_trim`)."""
+    and the heap trimmed after each job (:func:`trim_heap`)."""
     try:
         import ctypes
 
@@ -91,7 +91,7 @@ def tune_malloc() -> None:
         pass
 
 
-def _trim() -> None:
+def trim_heap() -> None:
     # A job's matplotlib figure is a reference cycle holding ~1.6 MB (its image and Agg
     # buffer): collected now, not at some rare full collection (+5 MB per job otherwise).
     # Cheap (~15 ms) because serve() froze the start-up objects (the libraries') out of the GC.
@@ -115,8 +115,11 @@ def _warm_up(engine, audio, render) -> None:
     render.spectrogram_png(out, "warm-up", width_px=200, height_px=100)
 
 
-class _Worker:
-    def __init__(self, conn, models_module: str, slots: int, threads: int = 1):
+class Converter:
+    """The engine, the encoders and the texture models, loaded once: what one worker
+    process (here) or one Ray actor (``ray_pool``) holds between jobs."""
+
+    def __init__(self, models_module: str, threads: int = 1):
         import importlib
 
         import numpy as np
@@ -127,11 +130,75 @@ class _Worker:
 
         _limit_fft_threads(threads)
         self.audio, self.engine, self.reconstruct, self.render, self.np = audio, engine, reconstruct, render, np
-        self.InputError, self.peaks_to_bytes = InputError, peaks_to_bytes
-        self.conn = conn
+        self.InputError, self.Cancelled, self.peaks_to_bytes = InputError, reconstruct.Cancelled, peaks_to_bytes
         self.models = importlib.import_module(models_module)
         self.loaded: dict[str, object] = {}
         self.load_lock = threading.Lock()
+
+    def model(self, name: str):
+        with self.load_lock:  # one load per texture, even when two jobs ask at once
+            if name not in self.loaded:
+                self.loaded[name] = self.models.load(name)
+            return self.loaded[name]
+
+    def start(self, preload: bool, phases: dict[str, float]) -> dict:
+        """Warm up and (with preload) load every model; returns :func:`ready_info` with
+        phases plus the seconds of these two steps."""
+        t0 = time.monotonic()
+        _warm_up(self.engine, self.audio, self.render)
+        t1 = time.monotonic()
+        if preload:
+            self.preload()
+        return ready_info({**phases, "warm_up": t1 - t0, "models": time.monotonic() - t1})
+
+    def preload(self) -> None:
+        """Every texture's model loaded (~30 ms each) and run once now: a broken or missing
+        model shows in the log at start, not at some user's first job. A model that fails
+        to load is logged; its jobs fail later."""
+        for name in self.models.TEXTURES:
+            try:
+                self.model(name).transform(self.np.zeros((1025, 8), dtype=self.np.float32))
+            except Exception as err:
+                print(f"musicoder worker {os.getpid()}: cannot preload the {name} model: {err}", file=sys.stderr)
+
+    def convert(self, spec: JobSpec, samples, exemplar, on_progress, should_cancel) -> JobOutput:
+        """One job: samples (and exemplar, or None) mono float32 at 44.1 kHz; on_progress
+        (stage, fraction) is called at most every PROGRESS_INTERVAL s (and at each new
+        stage). Raises reconstruct.Cancelled, InputError, or whatever the engine raises."""
+        engine = self.engine
+        last = [0.0, ""]
+
+        def progress(stage: str, fraction: float) -> None:
+            now = time.monotonic()
+            if stage != last[1] or now - last[0] >= PROGRESS_INTERVAL:
+                last[0], last[1] = now, stage
+                on_progress(stage, min(max(float(fraction), 0.0), 1.0))
+
+        if exemplar is not None:
+            transform = self.models.from_exemplar(exemplar).transform  # analysed per job: ~30 ms
+        else:
+            transform = self.model(spec.texture).transform if spec.texture is not None else None
+        rendered = engine.render(samples, spec.quality, transform, normalize=spec.normalize,
+                                 on_progress=progress, should_cancel=should_cancel)
+        t0 = time.perf_counter()
+        data = self.audio.encode(rendered.samples, spec.format)
+        progress("encoding", engine.stage_start("encoding") + 0.5 * engine.STAGE_WEIGHTS["encoding"])
+        if should_cancel():
+            raise self.Cancelled()
+        png = self.render.spectrogram_png(rendered.samples, spec.title)
+        peaks = self.peaks_to_bytes(self.render.waveform_peaks(rendered.samples, spec.peaks_columns))
+        timings = dict(rendered.timings)
+        timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
+        return JobOutput(audio=data, spectrogram=png, peaks=peaks, duration=len(rendered.samples) / 44100.0,
+                         timings=timings)
+
+
+class _Worker:
+    """One worker process: a Converter, the pipe to the parent, jobs in threads."""
+
+    def __init__(self, conn, models_module: str, slots: int, threads: int = 1):
+        self.converter = Converter(models_module, threads)
+        self.conn = conn
         self.send_lock = threading.Lock()
         self.cancels: dict[int, threading.Event] = {}
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="job")
@@ -140,35 +207,12 @@ class _Worker:
         with self.send_lock:
             self.conn.send(msg)
 
-    def model(self, name: str):
-        with self.load_lock:  # one load per texture, even when two jobs ask at once
-            if name not in self.loaded:
-                self.loaded[name] = self.models.load(name)
-            return self.loaded[name]
-
-    def preload(self) -> None:
-        """Every texture's model loaded (~30 ms each) and run once now: a broken or missing
-        model shows in the log at start, not at some user's first job. A model that fails
-        to load is logged; its jobs fail later."""
-        import numpy as np
-
-        for name in self.models.TEXTURES:
-            try:
-                self.model(name).transform(np.zeros((1025, 8), dtype=np.float32))
-            except Exception as err:
-                print(f"musicoder worker {os.getpid()}: cannot preload the {name} model: {err}", file=sys.stderr)
-
     def serve(self, preload: bool, phases: dict[str, float]) -> None:
         """Warm up, load the models, say ready, then take jobs until told to stop.
         phases: seconds each start-up step took so far (the ready message carries them)."""
-        t0 = time.monotonic()
-        _warm_up(self.engine, self.audio, self.render)
-        t1 = time.monotonic()
-        if preload:
-            self.preload()
-        phases = {**phases, "warm_up": t1 - t0, "models": time.monotonic() - t1}
+        info = self.converter.start(preload, phases)
         gc.freeze()  # what start-up made lives for ever: no collection walks it again
-        self.send(("ready", os.getpid(), ready_info(phases)))
+        self.send(("ready", os.getpid(), info))
         while True:
             try:
                 msg = self.conn.recv()
@@ -189,55 +233,38 @@ class _Worker:
         self.pool.shutdown(wait=True)
 
     def run_job(self, job_id: int, spec: JobSpec) -> None:
+        c = self.converter
         cancel = self.cancels[job_id]
-        last = [0.0, ""]
-
-        def on_progress(stage: str, fraction: float) -> None:
-            now = time.monotonic()
-            if stage != last[1] or now - last[0] >= PROGRESS_INTERVAL:
-                last[0], last[1] = now, stage
-                self.send(("progress", job_id, stage, min(max(float(fraction), 0.0), 1.0)))
-
-        engine = self.engine
         try:
             try:
-                samples = self.np.fromfile(spec.window_path, dtype="<f4")
-                exemplar = None if spec.exemplar_path is None else self.np.fromfile(spec.exemplar_path, dtype="<f4")
+                samples = c.np.fromfile(spec.window_path, dtype="<f4")
+                exemplar = None if spec.exemplar_path is None else c.np.fromfile(spec.exemplar_path, dtype="<f4")
             except FileNotFoundError:  # its session ended, and deleted it, before the job started
-                raise self.reconstruct.Cancelled() from None
-            if exemplar is not None:
-                transform = self.models.from_exemplar(exemplar).transform  # analysed per job: ~30 ms
-            else:
-                transform = self.model(spec.texture).transform if spec.texture is not None else None
-            rendered = engine.render(samples, spec.quality, transform, normalize=spec.normalize,
-                                     on_progress=on_progress, should_cancel=cancel.is_set)
-            t0 = time.perf_counter()
-            data = self.audio.encode(rendered.samples, spec.format)
-            on_progress("encoding", engine.stage_start("encoding") + 0.5 * engine.STAGE_WEIGHTS["encoding"])
-            if cancel.is_set():
-                raise self.reconstruct.Cancelled()
-            png = self.render.spectrogram_png(rendered.samples, spec.title)
-            peaks = self.peaks_to_bytes(self.render.waveform_peaks(rendered.samples, spec.peaks_columns))
-            timings = dict(rendered.timings)
-            timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
-            self.send(("done", job_id, JobOutput(audio=data, spectrogram=png, peaks=peaks,
-                                                 duration=len(rendered.samples) / 44100.0, timings=timings)))
-        except self.reconstruct.Cancelled:
+                raise c.Cancelled() from None
+            output = c.convert(spec, samples, exemplar,
+                               lambda stage, fraction: self.send(("progress", job_id, stage, fraction)),
+                               cancel.is_set)
+            self.send(("done", job_id, output))
+        except c.Cancelled:
             self.send(("cancelled", job_id))
-        except self.InputError as err:
+        except c.InputError as err:
             self.send(("failed", job_id, err.code, err.message))
         except (BrokenPipeError, EOFError):  # the server is gone
             os._exit(1)
         except Exception as err:  # a model or engine failure: report it, keep serving
             traceback.print_exc(file=sys.stderr)
             try:
-                self.send(("failed", job_id, "internal",
-                           f"The conversion failed: {type(err).__name__}: {err}"[:900]))
+                self.send(("failed", job_id, "internal", failure_message(err)))
             except OSError:
                 os._exit(1)
         finally:
             self.cancels.pop(job_id, None)
-            _trim()
+            trim_heap()
+
+
+def failure_message(err: Exception) -> str:
+    """What the client is told of an engine or model failure (one line, bounded)."""
+    return f"The conversion failed: {type(err).__name__}: {err}"[:900]
 
 
 def ready_info(phases: dict[str, float]) -> dict:
@@ -253,7 +280,7 @@ def main(conn, models_module: str, slots: int, threads: int, nice: int, preload:
     t0 = time.monotonic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _limit_threads(threads)
+    limit_threads(threads)
     tune_malloc()
     if nice:
         try:

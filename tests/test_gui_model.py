@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -113,6 +115,76 @@ def test_losing_the_connection_stops_the_job_and_offers_retry():
     assert not md.enabled()["convert"] and md.enabled()["play_input"]  # local audio still plays
     md.apply(m.ServerShutdown("restart"))
     assert "shutting down" in md.status
+
+
+def test_several_addresses_show_which_is_tried_and_where_the_retry_goes():
+    a, b = "ws://a:8765", "ws://b:8765"
+    md = m.Model(url=f"{a},{b}")
+    md.apply(m.Connecting(b, (a, b)))
+    assert md.server == b and md.url == f"{a}, {b}" and md.status == f"Connecting to {b} (2 of 2)…"
+    md.apply(m.Disconnected(f"cannot connect to any of 2 servers ({a}: refused; {b}: refused)", 2.0, a))
+    assert md.enabled()["retry"] and md.status == f"Not connected: retrying in 2 s, with {a}." and b in md.error
+    md.apply(m.Connecting("ws://x"))  # one address: as before
+    assert md.url == md.server == "ws://x" and md.status == "Connecting to ws://x…"
+
+
+def _closed_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"ws://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _events(bridge, until, timeout=20.0) -> list:
+    events, deadline = [], time.monotonic() + timeout
+    while not until(events) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        for e in bridge.drain():
+            bridge.model.apply(e)
+            events.append(e)
+    return events
+
+
+def test_the_bridge_retry_moves_on_to_the_next_address():
+    from gui.bridge import Bridge
+
+    a, b = _closed_url(), _closed_url()
+    bridge = Bridge(f"{a}, {b}", retry_delays=(0.05,))
+    try:
+        bridge.start()
+        events = _events(bridge, lambda ev: sum(isinstance(e, m.Disconnected) for e in ev) >= 3)
+    finally:
+        bridge.stop()
+    tried = [e.url for e in events if isinstance(e, m.Connecting)]
+    retries = [e for e in events if isinstance(e, m.Disconnected)]
+    assert len(retries) >= 3, events
+    # each round tries every address once, and each retry starts with the next one
+    assert tried[:6] == [a, b, b, a, a, b]
+    assert [e.next_url for e in retries[:3]] == [b, a, b] and all(e.retry_in == 0.05 for e in retries)
+    assert a in retries[0].reason and b in retries[0].reason and "any of 2 servers" in retries[0].reason
+    assert bridge.model.url == f"{a}, {b}"
+
+
+def test_the_bridge_says_an_address_is_bad_and_tries_nothing():
+    from gui.bridge import Bridge
+
+    bridge = Bridge("ws://127.0.0.1:1,http://127.0.0.1:2", retry_delays=(0.05,))
+    try:
+        bridge.start()
+        events = _events(bridge, lambda ev: any(isinstance(e, m.Disconnected) for e in ev))
+        time.sleep(0.3)  # several retry delays: no try may come
+        events += bridge.drain()
+    finally:
+        bridge.stop()
+    assert [type(e) for e in events] == [m.Disconnected] and events[0].retry_in is None
+    assert "Bad server address 'http://127.0.0.1:2'" in events[0].reason
+
+
+def test_the_gui_command_refuses_a_bad_server_address(capsys):
+    from gui.__main__ import main
+
+    assert main(["--server", "ws://127.0.0.1:8765", "--server", "ws://127.0.0.1:99999"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Bad server address 'ws://127.0.0.1:99999'" in err
 
 
 def test_delete_clears_the_song():

@@ -61,3 +61,23 @@ def test_environment_then_flags_then_positional_port():
 def test_bad_settings_exit_with_a_message(argv, env):
     with pytest.raises(SystemExit):
         config.load(argv, environ=env)
+
+
+def test_ray_address_from_the_flag_or_the_environment():
+    assert config.load([], environ={}).ray == ""  # the default: local worker processes
+    assert config.load(["--ray", "10.0.0.5:6379"], environ={}).ray == "10.0.0.5:6379"
+    s = config.load([], environ={"MUSICODER_RAY": "auto", "MUSICODER_RAY_ACTOR_CPUS": "2"})
+    assert (s.ray, s.ray_actor_cpus) == ("auto", 2.0)
+
+
+def test_without_a_cluster_nothing_of_ray_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    from server.testing import REPO
+
+    code = ("import sys, server.app, server.config; "
+            f"app = server.app.App(server.config.Settings(data_dir={str(tmp_path)!r})); "
+            "print(type(app.pool).__name__, 'ray' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["ProcessPool", "False"], r.stderr
