@@ -2,8 +2,9 @@
 ``cluster_utils.Cluster`` with two worker nodes (2 CPUs each: two front ends of two
 actors fit), loopback only (server.testing.LocalRayCluster). The real textures.
 
-Two front ends sharing the cluster serve the whole flow (with Cancel and a user's own
-exemplar); a node removed mid-job gets its job retried on another actor or ended with
+Two front ends sharing the cluster serve the whole flow (with Cancel, a disconnect
+mid-job and a user's own exemplar); ``busy`` counts the jobs waiting on every front end;
+a node removed mid-job gets its job retried on another actor or ended with
 worker_failed, and nothing hangs or stays on disk; a front end killed mid-job has its
 actors (and so its job) ended on the cluster, while the client, given both addresses,
 fails over to the other front end and gets its result.
@@ -41,9 +42,9 @@ def cluster():
         yield c
 
 
-def front_end(tmp_path, cluster: LocalRayCluster, name: str) -> ServerProcess:
-    return ServerProcess(tmp_path / name, "--ray", cluster.address, "--cancel-grace", "5", env=cluster.env,
-                         workers=ACTORS, models="models", ready_timeout=120)
+def front_end(tmp_path, cluster: LocalRayCluster, name: str, *args: str, workers: int = ACTORS) -> ServerProcess:
+    return ServerProcess(tmp_path / name, "--ray", cluster.address, "--cancel-grace", "5", *args, env=cluster.env,
+                         workers=workers, models="models", ready_timeout=120)
 
 
 def busy_actor(server: ServerProcess) -> dict:
@@ -89,11 +90,54 @@ def test_two_front_ends_share_the_cluster_and_serve_the_whole_flow(tmp_path, clu
                 r = await c.convert("future", "lofi", "flac")  # the actor is free again
                 assert abs(r.duration - 60.0) < 0.05
 
+            c = client.Client(b.url, name="ray-gone")  # a disconnect mid-job cancels its Ray task
+            await c.connect()
+            await c.upload(wav_bytes(60.0), name="long.wav")
+            await c.clip(0.0, 60.0)
+            started = asyncio.Event()
+            task = asyncio.create_task(c.convert("laser", "hifi", "wav",
+                                                 on_progress=lambda stage, *_: stage != "queued" and started.set()))
+            await started.wait()
+            await c.close()
+            with pytest.raises(client.ConnectionFailed):
+                await task
+
         run(both(), timeout=240)
         for server in (a, b):
             h = wait_clean(server, timeout=30)
             assert h["failed"] == 0 and h["restarts"] == 0 and "Traceback" not in server.log(), h
         assert a.health()["completed"] == 2 and b.health()["completed"] == 1
+        assert "job 1 cancelled" in b.log() or "1 job(s) cancelled" in b.log(), b.log()[-2000:]
+
+
+def test_busy_counts_the_jobs_waiting_across_the_cluster(tmp_path, cluster):
+    """One actor and a queue of 2 on each front end: b's two waiting jobs fill the
+    cluster's queue, so a's second job is refused with busy though a's own queue is empty."""
+    song = wav_bytes(60.0)
+    with front_end(tmp_path, cluster, "a", "--queue", "2", workers=1) as a, \
+            front_end(tmp_path, cluster, "b", "--queue", "2", workers=1) as b:
+        async def flow():
+            clients = [client.Client(url, name=f"ray-busy-{i}") for i, url in enumerate([b.url] * 3 + [a.url] * 2)]
+            for c in clients:
+                await c.connect()
+                await c.upload(song, name="long.wav")
+                await c.clip(0.0, 60.0)
+            jobs = [asyncio.create_task(c.convert("water", "hifi", "wav")) for c in clients[:3]]  # b: one runs, two wait
+            view = await asyncio.to_thread(a.wait_health, lambda h: h["cluster"]["queued"] == 2, 15)
+            assert view["cluster"]["queued"] == 2, view["cluster"]
+            first = asyncio.create_task(clients[3].convert("water", "hifi", "wav"))  # a's actor is free: it runs
+            await asyncio.to_thread(a.wait_health, lambda h: h["running"] == 1, 10)
+            with pytest.raises(client.ServerError) as refused:
+                await clients[4].convert("water", "hifi", "wav")  # it would wait: the cluster's queue is full
+            assert refused.value.code == "busy", refused.value
+            results = await asyncio.gather(first, *jobs)
+            assert all(abs(r.duration - 60.0) < 0.05 for r in results)
+            for c in clients:
+                await c.close()
+
+        run(flow(), timeout=240)
+        wait_clean(a)
+        wait_clean(b)
 
 
 def test_a_node_lost_mid_job_is_retried_or_ends_with_worker_failed(tmp_path, cluster):
