@@ -113,15 +113,16 @@ def test_two_front_ends_share_the_cluster_and_serve_the_whole_flow(tmp_path, clu
 def test_busy_counts_the_jobs_waiting_across_the_cluster(tmp_path, cluster):
     """One actor and a queue of 2 on each front end: b's two waiting jobs fill the
     cluster's queue, so a's second job is refused with busy though a's own queue is empty."""
-    song = wav_bytes(60.0)
-    with front_end(tmp_path, cluster, "a", "--queue", "2", workers=1) as a, \
-            front_end(tmp_path, cluster, "b", "--queue", "2", workers=1) as b:
+    song = wav_bytes(120.0)  # long jobs: b's first must still run when a's second is refused
+    longer = ("--queue", "2", "--max-window-seconds", "120")
+    with front_end(tmp_path, cluster, "a", *longer, workers=1) as a, \
+            front_end(tmp_path, cluster, "b", *longer, workers=1) as b:
         async def flow():
             clients = [client.Client(url, name=f"ray-busy-{i}") for i, url in enumerate([b.url] * 3 + [a.url] * 2)]
             for c in clients:
                 await c.connect()
                 await c.upload(song, name="long.wav")
-                await c.clip(0.0, 60.0)
+                await c.clip(0.0, 120.0)
             jobs = [asyncio.create_task(c.convert("water", "hifi", "wav")) for c in clients[:3]]  # b: one runs, two wait
             view = await asyncio.to_thread(a.wait_health, lambda h: h["cluster"]["queued"] == 2, 15)
             assert view["cluster"]["queued"] == 2, view["cluster"]
@@ -131,7 +132,7 @@ def test_busy_counts_the_jobs_waiting_across_the_cluster(tmp_path, cluster):
                 await clients[4].convert("water", "hifi", "wav")  # it would wait: the cluster's queue is full
             assert refused.value.code == "busy", refused.value
             results = await asyncio.gather(first, *jobs)
-            assert all(abs(r.duration - 60.0) < 0.05 for r in results)
+            assert all(abs(r.duration - 120.0) < 0.05 for r in results)
             for c in clients:
                 await c.close()
 
