@@ -26,14 +26,13 @@ from musicoder.errors import InputError
 
 from . import model as m
 
-RETRY_DELAYS = client.RETRY_DELAYS  # seconds between automatic reconnects
 WATCH_INTERVAL = 0.5  # seconds between connection checks
 
 
 class Bridge:
     """url: the server's address, several comma-separated, or a list of them."""
 
-    def __init__(self, url: str | Sequence[str], retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    def __init__(self, url: str | Sequence[str], retry_delays: tuple[float, ...] = client.RETRY_DELAYS,
                  token: str | None = None, cafile: str | None = None):
         self.model = m.Model(url=url if isinstance(url, str) else ", ".join(url))
         self.retry_delays = retry_delays

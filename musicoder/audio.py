@@ -236,17 +236,31 @@ def load(path: str | os.PathLike, start: float = 0.0, duration: float | None = D
     (within ``limits.max_track_seconds``). Raises InputError for every bad input.
     """
     path = os.fspath(path)
-    if os.path.exists(path) and os.path.getsize(path) > limits.max_bytes:
-        raise InputError("too_large", f"The file is larger than the {limits.max_bytes // 2**20} MB limit.")
+    _check_size(path, limits)
     info = probe(path)
-    if info.duration > limits.max_track_seconds:
-        raise InputError("too_long", f"The track lasts {info.duration / 60:.1f} min; the limit is "
-                                     f"{limits.max_track_seconds / 60:g} min.")
+    _check_track(info, limits)
     if duration is None:
         duration = info.duration if math.isfinite(info.duration) else limits.max_track_seconds
         max_window = limits.max_track_seconds
     else:
         max_window = limits.max_window_seconds
+    return _load_probed(path, info, start, duration, max_window)
+
+
+def _check_size(path: str, limits: Limits) -> None:
+    if os.path.exists(path) and os.path.getsize(path) > limits.max_bytes:
+        raise InputError("too_large", f"The file is larger than the {limits.max_bytes // 2**20} MB limit.")
+
+
+def _check_track(info: SourceInfo, limits: Limits) -> None:
+    if info.duration > limits.max_track_seconds:
+        raise InputError("too_long", f"The track lasts {info.duration / 60:.1f} min; the limit is "
+                                     f"{limits.max_track_seconds / 60:g} min.")
+
+
+def _load_probed(path: str, info: SourceInfo, start: float, duration: float, max_window: float) -> Clip:
+    """:func:`load` of a file already probed (``info``): the window checked against the
+    track and ``max_window`` s, decoded, mono at SAMPLE_RATE, its DC removed."""
     start, duration = check_window(start, duration, info.duration, max_window)
     samples, rate, channels = _decode(path, info, start, duration)
     if samples.size == 0:
@@ -276,7 +290,8 @@ def load_exemplar(path: str | os.PathLike, limits: Limits = Limits()) -> Clip:
     cut, with a warning), mono float32 at ``SAMPLE_RATE``. InputError for everything
     :func:`load` refuses, and: "too_short" (under EXEMPLAR_MIN_SECONDS), "too_long" (over
     EXEMPLAR_MAX_FILE_SECONDS), "silent"."""
-    info = probe(path)
+    path = os.fspath(path)
+    info = probe(path)  # once: the checks below and the decode share it
     if info.duration > EXEMPLAR_MAX_FILE_SECONDS:
         raise InputError("too_long", f"The exemplar lasts {info.duration / 60:.1f} min; an exemplar is a texture "
                                      f"of {EXEMPLAR_MIN_SECONDS:g} to {EXEMPLAR_MAX_SECONDS:g} s (files up to "
@@ -285,7 +300,9 @@ def load_exemplar(path: str | os.PathLike, limits: Limits = Limits()) -> Clip:
         raise InputError("too_short", f"The exemplar lasts {info.duration:.2f} s; it needs at least "
                                       f"{EXEMPLAR_MIN_SECONDS:g} s of the texture.")
     used = min(info.duration, EXEMPLAR_MAX_SECONDS) if math.isfinite(info.duration) else EXEMPLAR_MAX_SECONDS
-    clip = load(path, 0.0, used, dataclasses.replace(limits, max_window_seconds=EXEMPLAR_MAX_SECONDS))
+    _check_size(path, limits)
+    _check_track(info, limits)
+    clip = _load_probed(path, info, 0.0, used, EXEMPLAR_MAX_SECONDS)
     if clip.duration < EXEMPLAR_MIN_SECONDS:
         raise InputError("too_short", f"Only {clip.duration:.2f} s of audio could be decoded from the exemplar; it "
                                       f"needs at least {EXEMPLAR_MIN_SECONDS:g} s.")

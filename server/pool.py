@@ -100,6 +100,7 @@ class JobHandle:
         self.started: float | None = None
         self.position = 0  # 0: running; n: n-th in the queue
         self.eta = 0.0  # seconds until the result, estimated
+        self.losses = 0  # workers lost while running it (a pool may retry it once)
         self._pool = pool
 
     def cancel(self) -> None:

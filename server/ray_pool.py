@@ -40,7 +40,7 @@ import ray
 from ray.exceptions import RayError, TaskCancelledError
 
 from .pool import Failed, JobCancelled, JobHandle, QueueingPool, Started
-from .worker import Converter, failure_message, trim_heap, tune_malloc
+from .worker import Converter, failure_message, read_samples, trim_heap, tune_malloc
 
 log = logging.getLogger("musicoder.server.ray")
 
@@ -178,7 +178,6 @@ class RayPool(QueueingPool):
         self._nodes: dict = {}
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._attempts: dict[int, int] = {}  # job id -> actors it was lost on
         self.restarts = 0
         self.retried = 0
 
@@ -314,17 +313,15 @@ class RayPool(QueueingPool):
         spec = job.spec
         lost = None
         try:
-            try:
-                samples = np.fromfile(spec.window_path, dtype="<f4")
-                exemplar = None if spec.exemplar_path is None else np.fromfile(spec.exemplar_path, dtype="<f4")
+            try:  # off the loop: a 60 s window is 10 MB to read and to copy into the object store
+                samples, exemplar = await asyncio.to_thread(_put_samples, spec)
             except FileNotFoundError:  # its session ended, and deleted it, before the job started
                 job._finish(JobCancelled())
                 return
             if job.cancel_requested:
                 job._finish(JobCancelled())
                 return
-            stream = slot.actor.convert.options(num_returns="streaming").remote(
-                spec, ray.put(samples), None if exemplar is None else ray.put(exemplar))
+            stream = slot.actor.convert.options(num_returns="streaming").remote(spec, samples, exemplar)
             slot.stream = stream
             async with asyncio.timeout(self.job_timeout):
                 async for ref in stream:
@@ -349,7 +346,7 @@ class RayPool(QueueingPool):
                                                             f"{self.job_timeout:g} s limit; please try again."))
             lost = f"ran past the {self.job_timeout:g} s limit"
         except RayError as err:
-            if isinstance(getattr(err, "cause", None), TaskCancelledError) or job.cancel_requested:
+            if job.cancel_requested:  # killed after cancel_grace
                 job._finish(JobCancelled())
             lost = _first_line(err)
             if not job.done:
@@ -369,10 +366,8 @@ class RayPool(QueueingPool):
     def _lost(self, job: JobHandle, why: str) -> None:
         """A job whose actor was lost: retried once, at the head of the queue; after a
         second loss, or RETRY_WAIT s without an actor, worker_failed."""
-        attempts = self._attempts.get(job.id, 0) + 1
-        self._attempts[job.id] = attempts
-        if attempts > 1 or self._closing:
-            self._attempts.pop(job.id, None)
+        job.losses += 1
+        if job.losses > 1 or self._closing:
             self.failed += 1
             job._finish(Failed(code="worker_failed", message="The worker running this conversion stopped "
                                                              f"({why}); please try again."))
@@ -387,7 +382,6 @@ class RayPool(QueueingPool):
         self._timers.pop(job.id, None)
         if job in self._pending:
             self._pending.remove(job)
-            self._attempts.pop(job.id, None)
             self.failed += 1
             job._finish(Failed(code="worker_failed", message="The worker running this conversion stopped and no "
                                                              "other was free to retry it; please try again."))
@@ -457,6 +451,12 @@ class RayPool(QueueingPool):
                 **self._nodes,
             },
         }
+
+
+def _put_samples(spec):
+    """The job's window and exemplar (or None) from their files into the object store."""
+    window, exemplar = read_samples(spec)
+    return ray.put(window), None if exemplar is None else ray.put(exemplar)
 
 
 def _check_reachable(address: str) -> None:

@@ -50,6 +50,15 @@ class JobSpec:
     exemplar_path: str | None = None  # the session's own exemplar (its snapshot), raw float32 like the window
 
 
+def read_samples(spec: JobSpec):
+    """The job's window and exemplar (None for a built-in texture) from their files:
+    float32 arrays. FileNotFoundError when the session ended and deleted them first."""
+    import numpy as np
+
+    window = np.fromfile(spec.window_path, dtype="<f4")
+    return window, None if spec.exemplar_path is None else np.fromfile(spec.exemplar_path, dtype="<f4")
+
+
 @dataclasses.dataclass(frozen=True)
 class JobOutput:
     audio: bytes  # the file in ``format``
@@ -237,8 +246,7 @@ class _Worker:
         cancel = self.cancels[job_id]
         try:
             try:
-                samples = c.np.fromfile(spec.window_path, dtype="<f4")
-                exemplar = None if spec.exemplar_path is None else c.np.fromfile(spec.exemplar_path, dtype="<f4")
+                samples, exemplar = read_samples(spec)
             except FileNotFoundError:  # its session ended, and deleted it, before the job started
                 raise c.Cancelled() from None
             output = c.convert(spec, samples, exemplar,
