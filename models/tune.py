@@ -3,16 +3,23 @@
     python -m models.tune [--texture laser|water|future|all] [--music-dir DIR] [--jobs 2]
     python -m models.tune --texture any --exemplars DIR     # a user's exemplar, on DIR's recordings
 
-Tuning set: one 10 s window (at 30 s, as ``models.evaluate`` cuts) of the middle track of
-every *training* package of ``DIR/manifest.json`` (its ``packages`` less its
-``val_packages``, tracks in ``DIR/train/``), so the held-out packages stay unseen. Every
-setting of :data:`GRID` converts every window at Standard through the product's own
-``engine.render``, and ``shared/eval/texture_judge.py --frontier`` scores it. The chosen
-setting maximises :func:`objective`: the mean advantage, less twice what the worst window
-falls below the bar's floor, among settings that keep content >= MIN_CONTENT on every
-window. Writes ``settings/{texture}.json`` (settings, tuning record, the five best rows);
-a validation record there is dropped when the settings change (run ``models.evaluate
---update-metadata`` again). ``settings/any.json`` is the setting a user's own exemplar
+Tuning set: 10 s windows (at 30 s, as ``models.evaluate`` cuts) of every *training*
+package of ``DIR/manifest.json`` (its ``packages`` less its ``val_packages``, tracks in
+``DIR/train/``), so the held-out packages stay unseen. Two stages, because the worst
+window decides and one window per package hides it: every setting of :data:`GRID`
+converts the middle track's window of each package; the SHORTLIST best of them then also
+convert the windows of the other tracks (``--per-package`` in all, spread over the
+package's sorted tracks; a silent window, where a track ends early, is skipped). Each
+conversion is at Standard through the product's own ``engine.render``, and
+``shared/eval/texture_judge.py --frontier`` scores it. The chosen setting maximises
+:func:`objective` over every window it converted: its margin to the bar (the smaller of
+mean advantage less the bar's mean, and less the bar's floor the worst advantage that a
+validation set of ``evaluate.MIN_CLIPS`` of these windows would be expected to have),
+among settings that keep content >= MIN_CONTENT on every window; for a user's exemplar,
+the smallest such margin over the recordings. ``--resume RAW`` reuses the
+scores of an earlier run's ``--raw`` file. Writes ``settings/{texture}.json`` (settings,
+tuning record, the five best rows); a validation record there is dropped when the
+settings change (run ``models.evaluate --update-metadata`` again). ``settings/any.json`` is the setting a user's own exemplar
 gets (it has no tuning of its own): the one best over every window of several exemplars
 together, the recordings of ``--exemplars DIR`` (``scripts/gather_user_exemplars.py --set
 tuning``; never the validation recordings) or, with ``--texture all`` and no DIR, the
@@ -25,6 +32,7 @@ import concurrent.futures
 import datetime
 import itertools
 import json
+import math
 import sys
 import tempfile
 import time
@@ -39,14 +47,19 @@ GRID_AXES = {"crossover_hz": (600.0, 1000.0, 2000.0, 3500.0), "keep_high": (0.3,
 GRID = [dict(zip(GRID_AXES, values)) for values in itertools.product(*GRID_AXES.values())]
 QUALITY = "standard"
 MIN_CONTENT = 0.65  # a margin over the bar's 0.6: held-out music keeps less than tuning music
-FLOOR = evaluate.BAR_WORST_ADVANTAGE
-FLOOR_WEIGHT = 2.0
+BAR = (evaluate.BAR_MEAN_ADVANTAGE, evaluate.BAR_WORST_ADVANTAGE)  # issue 11's, per texture
+ANY_BAR = (evaluate.OWN_BAR_MEAN, evaluate.OWN_BAR_WORST)  # issue 12's, per recording
+SILENT_RMS = 1e-3  # -60 dBFS: a window past a track's music (some end early and pad with silence)
+PER_PACKAGE = 3  # windows per training package in the second stage
+SHORTLIST = 12  # settings of the first stage that the second stage converts
 ANY = "any"  # the settings file of a user's own exemplar
 
 
-def tuning_clips(music_dir: Path) -> list[evaluate.ValClip]:
-    """One window per training package of ``music_dir`` (manifest order): the middle of its
-    sorted train/ tracks. SystemExit if a held-out package has tracks in train/."""
+def tuning_clips(music_dir: Path, per_package: int = 1) -> list[evaluate.ValClip]:
+    """``per_package`` windows per training package of ``music_dir`` (manifest order), of
+    tracks spread over its sorted train/ tracks (1: the middle one, which 3 include too),
+    less any window quieter than SILENT_RMS. SystemExit if a held-out package has tracks in
+    train/."""
     from musicoder import audio
 
     from .data import audio_files
@@ -61,23 +74,39 @@ def tuning_clips(music_dir: Path) -> list[evaluate.ValClip]:
             if tracks:
                 raise SystemExit(f"{music_dir}: held-out package {package} has tracks in train/")
             continue
-        for p in evaluate.spread(tracks, 1):
-            clips.append(evaluate.ValClip(p, package, (info or {}).get("style", "unknown"),
-                                          evaluate.window_start(audio.probe(p).duration)))
+        for p in evaluate.spread(tracks, per_package):
+            clip = evaluate.ValClip(p, package, (info or {}).get("style", "unknown"),
+                                    evaluate.window_start(audio.probe(p).duration))
+            samples = audio.load(p, start=clip.start, duration=evaluate.CLIP_SECONDS).samples
+            if np.sqrt(np.mean(np.square(samples, dtype=np.float64))) >= SILENT_RMS:
+                clips.append(clip)
     return clips
 
 
-def objective(advantages: list[float], contents: list[float]) -> float:
-    """What tuning maximises: mean advantage less FLOOR_WEIGHT × how far the worst window
-    falls below FLOOR; -inf when any window keeps less than MIN_CONTENT."""
+def expected_worst(values: list[float], n: int = evaluate.MIN_CLIPS) -> float:
+    """The expected minimum of ``n`` of ``values`` drawn at random without replacement (all
+    of them when there are no more): what the worst clip of an n-clip validation set drawn
+    like these windows would be. One outlier window moves it by ~1/len(values), not wholly."""
+    v = np.sort(np.asarray(values, float))
+    n = min(n, len(v))
+    # P(the k-th smallest is the minimum) = C(len - k, n - 1) / C(len, n)
+    p = np.array([math.comb(len(v) - k, n - 1) for k in range(1, len(v) + 1)], float) / math.comb(len(v), n)
+    return float(p @ v)
+
+
+def objective(advantages: list[float], contents: list[float], bar: tuple[float, float] = BAR) -> float:
+    """What tuning maximises: the margin to ``bar`` (mean, floor), min(mean advantage - mean,
+    expected_worst(advantages) - floor), so that music tuning never saw, which scores lower,
+    still clears both; -inf when any window keeps less than MIN_CONTENT."""
     if min(contents) < MIN_CONTENT:
         return float("-inf")
-    return float(np.mean(advantages) + FLOOR_WEIGHT * min(0.0, min(advantages) - FLOOR))
+    return float(min(np.mean(advantages) - bar[0], expected_worst(advantages) - bar[1]))
 
 
-def judge_grid(exemplar_path: Path, clip: evaluate.ValClip) -> list[dict]:
-    """The judge's scores of every GRID setting on one window, toward the exemplar
-    recording at ``exemplar_path`` (the part a conversion uses): [{advantage, content}]."""
+def judge_grid(exemplar_path: Path, clip: evaluate.ValClip, settings: list[dict]) -> list[dict]:
+    """The judge's scores of each of ``settings`` (Settings keyword dicts) on one window,
+    toward the exemplar recording at ``exemplar_path`` (the part a conversion uses):
+    [{advantage, content}], in the order of ``settings``."""
     from musicoder import audio, engine
     from musicoder import texture as transfer
 
@@ -90,7 +119,7 @@ def judge_grid(exemplar_path: Path, clip: evaluate.ValClip) -> list[dict]:
         x = evaluate.judge_file(tj, music, Path(tmp) / "input.wav")
         mixes = evaluate.frontier(tj, x, s)
         scores = []
-        for setting in GRID:
+        for setting in settings:
             out = engine.render(music, QUALITY, transfer.make_transform(exemplar, transfer.Settings(**setting)))
             y = evaluate.judge_file(tj, out.samples, Path(tmp) / "output.wav")
             r = evaluate.score(tj, x, y, s, mixes)
@@ -98,34 +127,45 @@ def judge_grid(exemplar_path: Path, clip: evaluate.ValClip) -> list[dict]:
     return scores
 
 
-def choose(per_clip: dict[str, list[dict]]) -> list[dict]:
-    """GRID settings with their summary over the windows, best :func:`objective` first."""
+def choose(per_clip: dict[str, list[dict]], settings: list[dict] = GRID, bar: tuple[float, float] = BAR) -> list[dict]:
+    """``settings`` (default GRID) with their summary over the windows, best
+    :func:`objective` toward ``bar`` first. per_clip: window name → scores in the order of
+    ``settings``; windows named ``recording/window`` (a user's exemplar, tuned on several
+    recordings) are judged per recording, and the worst recording's objective counts."""
+    groups: dict[str, list[str]] = {}
+    for name in per_clip:
+        groups.setdefault(name.split("/")[0] if "/" in name else "", []).append(name)
     ranked = []
-    for i, setting in enumerate(GRID):
+    for i, setting in enumerate(settings):
         adv = [scores[i]["advantage"] for scores in per_clip.values()]
         content = [scores[i]["content"] for scores in per_clip.values()]
-        ranked.append({"settings": setting, "objective": round(objective(adv, content), 4),
+        worst_group = min(objective([per_clip[n][i]["advantage"] for n in names],
+                                    [per_clip[n][i]["content"] for n in names], bar) for names in groups.values())
+        ranked.append({"settings": setting, "objective": round(worst_group, 4),
                        "mean_advantage": round(float(np.mean(adv)), 4), "min_advantage": round(min(adv), 4),
                        "min_content": round(min(content), 4)})
     return sorted(ranked, key=lambda r: -r["objective"])
 
 
 def write_settings(texture: str, ranked: list[dict], clips: list[evaluate.ValClip], per_clip: dict,
-                   command: str, folder: Path = SETTINGS_DIR) -> Path:
+                   settings: list[dict], bar: tuple[float, float], command: str, folder: Path = SETTINGS_DIR) -> Path:
     """Store the best setting and its tuning record in ``folder/{texture}.json`` (texture
-    "any": the setting for a user's exemplar, tuned on all the built-in ones)."""
+    "any": the setting for a user's exemplar). per_clip: window → scores in the order of
+    ``settings``, the shortlist that converted every window."""
     path = folder / f"{texture}.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     best = ranked[0]
-    best_index = GRID.index(best["settings"])
+    best_index = settings.index(best["settings"])
     exemplars = sorted({name.split("/")[0] for name in per_clip}) if texture == ANY else \
         f"exemplars/{TEXTURES[texture].exemplar_path.name}"
     record = {"format_version": FORMAT_VERSION, "method": METHOD, "texture": texture,
               "exemplar": exemplars, "settings": best["settings"],
               "tuning": {"command": command, "date": datetime.date.today().isoformat(),
                          "judge": evaluate.JUDGE, "quality": QUALITY,
-                         "rule": f"max mean advantage + {FLOOR_WEIGHT:g} x min(0, worst - ({FLOOR:+.2f})), "
-                                 f"content >= {MIN_CONTENT} on every window",
+                         "rule": f"max min(mean advantage - ({bar[0]:+.2f}), expected worst of "
+                                 f"{evaluate.MIN_CLIPS} windows - ({bar[1]:+.2f})), "
+                                 f"content >= {MIN_CONTENT} on every window; the whole grid on the first "
+                                 f"window of each package, the best {len(settings)} on all its windows",
                          "grid": {k: list(v) for k, v in GRID_AXES.items()},
                          "clips": {evaluate.clip_name(c): c.style for c in clips},
                          "windows": len(per_clip),
@@ -138,17 +178,69 @@ def write_settings(texture: str, ranked: list[dict], clips: list[evaluate.ValCli
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def judge_all(sources: dict[str, Path], clips: list[evaluate.ValClip], settings: dict[str, list[dict]],
+              jobs: int, desc: str, known: dict | None = None) -> dict[str, dict[str, list[dict]]]:
+    """source → window name → the judge's scores of ``settings[source]`` there, ``jobs``
+    processes converting one (source, window) each. known: scores already judged
+    (:func:`known_scores`), not converted again."""
     from tqdm import tqdm
 
+    known = dict(known or {})
+
+    def key(t, name, g):
+        return t, name, json.dumps(g, sort_keys=True)
+
+    results: dict[str, dict[str, list[dict]]] = {t: {} for t in sources}
+    with concurrent.futures.ProcessPoolExecutor(jobs) as pool, \
+            tqdm(total=len(sources) * len(clips), desc=desc, file=sys.stderr) as bar:
+        futures = {}
+        for t, path in sources.items():
+            for c in clips:
+                name = evaluate.clip_name(c)
+                todo = [g for g in settings[t] if key(t, name, g) not in known]
+                if todo:
+                    futures[pool.submit(judge_grid, path, c, todo)] = (t, name, todo)
+                else:
+                    bar.update()
+        for f in concurrent.futures.as_completed(futures):
+            t, name, todo = futures[f]
+            known |= {key(t, name, g): score for g, score in zip(todo, f.result())}
+            bar.update()
+        for t in sources:
+            for c in clips:
+                name = evaluate.clip_name(c)
+                results[t][name] = [known[key(t, name, g)] for g in settings[t]]
+    return results
+
+
+def known_scores(raw: Path) -> dict:
+    """The scores a ``--raw`` file of an earlier run holds, for :func:`judge_all` (the
+    engine and the judge must be unchanged since)."""
+    d = json.loads(raw.read_text())
+    known = {}
+    for t, per_window in d["first_stage"].items():
+        for name, scores in per_window.items():
+            known |= {(t, name, json.dumps(g, sort_keys=True)): s for g, s in zip(d["grid"], scores)}
+    for t, per_window in d["all_windows"].items():
+        for name, scores in per_window.items():
+            known |= {(t, name, json.dumps(g, sort_keys=True)): s for g, s in zip(d["shortlists"][t], scores)}
+    return known
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.tune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all", ANY])
     ap.add_argument("--exemplars", type=Path, metavar="DIR",
                     help="the recordings settings/any.json is tuned on (default: the built-in exemplars)")
     ap.add_argument("--music-dir", type=Path, default=evaluate.DEFAULT_MUSIC_DIR)
+    ap.add_argument("--per-package", type=int, default=PER_PACKAGE, help="windows per package (default %(default)s)")
+    ap.add_argument("--shortlist", type=int, default=SHORTLIST,
+                    help="settings of the first stage that convert every window (default %(default)s)")
     ap.add_argument("--jobs", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--settings-dir", type=Path, default=SETTINGS_DIR)
     ap.add_argument("--raw", type=Path, metavar="PATH", help="also write every setting's scores on every window")
+    ap.add_argument("--resume", type=Path, action="append", default=[], metavar="RAW",
+                    help="reuse the scores of an earlier run's --raw file (the engine unchanged since)")
     a = ap.parse_args(argv)
     textures = list(TEXTURES) if a.texture == "all" else [] if a.texture == ANY else [a.texture]
     if a.texture == ANY and not a.exemplars:
@@ -159,32 +251,48 @@ def main(argv: list[str] | None = None) -> int:
         from .data import audio_files
 
         sources |= {f"{ANY}:{p.stem}": p for p in audio_files(a.exemplars)}
-    clips = tuning_clips(a.music_dir)
-    print(f"tuning on {len(clips)} windows of training packages ({', '.join(c.package for c in clips)}), "
-          f"{len(GRID)} settings per exemplar ({', '.join(sources)})", file=sys.stderr)
-    t0 = time.perf_counter()
-    results: dict[str, dict[str, list[dict]]] = {t: {} for t in sources}
-    with concurrent.futures.ProcessPoolExecutor(a.jobs) as pool, \
-            tqdm(total=len(sources) * len(clips), desc="windows", file=sys.stderr) as bar:
-        futures = {pool.submit(judge_grid, path, c): (t, evaluate.clip_name(c)) for t, path in sources.items()
-                   for c in clips}
-        for f in concurrent.futures.as_completed(futures):
-            t, name = futures[f]
-            results[t][name] = f.result()
-            bar.update()
-    command = "python -m models.tune " + " ".join(argv if argv is not None else sys.argv[1:])
-    if a.raw:
-        a.raw.write_text(json.dumps({"grid": GRID, "scores": results}) + "\n")
-    per_source = {t: {evaluate.clip_name(c): results[t][evaluate.clip_name(c)] for c in clips} for t in sources}
-    windows = {t: per_source[t] for t in textures}
+    # what is tuned, from which sources' windows: each built-in texture from its own; any.json
+    # from every recording of DIR together, else (all three textures) from the built-in ones
+    targets = {t: [t] for t in textures}
     for_any = [t for t in sources if t.startswith(f"{ANY}:")] or (textures if set(textures) == set(TEXTURES) else [])
     if for_any:
-        windows[ANY] = {f"{t.removeprefix(ANY + ':')}/{name}": scores for t in for_any
-                        for name, scores in per_source[t].items()}
-    for t, per_clip in windows.items():
-        ranked = choose(per_clip)
-        path = write_settings(t, ranked, clips, per_clip, command.strip(), a.settings_dir)
-        print(f"{t}: {ranked[0]['settings']} mean {ranked[0]['mean_advantage']:+.3f} worst "
+        targets[ANY] = for_any
+    first = tuning_clips(a.music_dir)
+    names = {evaluate.clip_name(c) for c in first}
+    rest = [c for c in tuning_clips(a.music_dir, a.per_package) if evaluate.clip_name(c) not in names]
+    print(f"tuning on {len(first)} + {len(rest)} windows of training packages ({', '.join(c.package for c in first)}), "
+          f"{len(GRID)} settings per exemplar, then the best {a.shortlist} ({', '.join(sources)})", file=sys.stderr)
+    t0 = time.perf_counter()
+
+    def windows(target: str, results: dict) -> dict[str, list[dict]]:
+        if target != ANY:
+            return results[target]
+        return {f"{t.removeprefix(ANY + ':')}/{name}": scores for t in targets[ANY] for name, scores in results[t].items()}
+
+    known = {}
+    for raw in a.resume:
+        known |= known_scores(raw)
+    stage1 = judge_all(sources, first, {t: GRID for t in sources}, a.jobs, "first stage", known)
+    bars = {target: ANY_BAR if target == ANY else BAR for target in targets}
+    shortlists = {target: [r["settings"] for r in choose(windows(target, stage1), GRID, bars[target])[:a.shortlist]]
+                  for target in targets}
+    # a source converts the union of the shortlists of what it is tuned for, in GRID order
+    wanted = {t: [g for g in GRID if any(g in shortlists[x] for x in targets if t in targets[x])] for t in sources}
+    stage2 = judge_all(sources, rest, wanted, a.jobs, "second stage", known) if rest else {t: {} for t in sources}
+    # every window's scores of each source's wanted settings
+    both = {t: {name: [scores[GRID.index(g)] for g in wanted[t]] for name, scores in stage1[t].items()} | stage2[t]
+            for t in sources}
+    command = "python -m models.tune " + " ".join(argv if argv is not None else sys.argv[1:])
+    if a.raw:
+        a.raw.write_text(json.dumps({"grid": GRID, "first_stage": stage1, "shortlists": wanted, "all_windows": both}) + "\n")
+    for target in targets:
+        shortlist = shortlists[target]
+        per_clip = {(name if target != ANY else f"{t.removeprefix(ANY + ':')}/{name}"):
+                    [scores[wanted[t].index(g)] for g in shortlist] for t in targets[target] for name, scores in both[t].items()}
+        ranked = choose(per_clip, shortlist, bars[target])
+        path = write_settings(target, ranked, first + rest, per_clip, shortlist, bars[target], command.strip(),
+                              a.settings_dir)
+        print(f"{target}: {ranked[0]['settings']} mean {ranked[0]['mean_advantage']:+.3f} worst "
               f"{ranked[0]['min_advantage']:+.3f} min content {ranked[0]['min_content']:.3f} -> {path}")
         for r in ranked[1:5]:
             print(f"    then {r['settings']} mean {r['mean_advantage']:+.3f} worst {r['min_advantage']:+.3f}")

@@ -122,22 +122,34 @@ def test_the_frontier_made_once_gives_the_judges_own_advantage():
 
 # ---- models.tune: what it tunes on and how it chooses --------------------------------------
 
-def test_tuning_reads_one_window_per_training_package_and_never_a_held_out_one(music_dir):
+def test_tuning_reads_training_packages_only_and_skips_a_silent_window(music_dir):
     from models import tune
 
     clips = tune.tuning_clips(music_dir)
     assert [(c.package, c.path.name, c.start) for c in clips] == [("gamma", "gamma__x.wav", 30.0)]
+    write_track(music_dir / "train" / "gamma__y.wav", 45.0)
+    soundfile.write(music_dir / "train" / "gamma__z.wav", np.zeros(int(45 * RATE), np.float32), RATE)  # silence
+    assert [c.path.name for c in tune.tuning_clips(music_dir, per_package=3)] == ["gamma__x.wav", "gamma__y.wav"]
     (music_dir / "train" / "alpha__leak.wav").write_bytes((music_dir / "val" / "alpha__t0.wav").read_bytes())
     with pytest.raises(SystemExit, match="held-out package alpha"):
         tune.tuning_clips(music_dir)
 
 
-def test_the_tuning_rule_weighs_the_worst_window_and_refuses_lost_content():
+def test_the_tuning_rule_keeps_the_largest_margin_to_the_bar_and_refuses_lost_content():
     from models import tune
 
-    assert tune.objective([0.2, 0.0], [0.9, 0.9]) == pytest.approx(0.1)
-    assert tune.objective([0.3, -0.15], [0.9, 0.9]) == pytest.approx(0.075 - 2 * 0.10)  # 0.1 below the floor
+    mean_bar, floor = tune.BAR
+    assert tune.expected_worst([0.3, 0.1, 0.2], n=3) == pytest.approx(0.1)  # all of them: the minimum
+    assert tune.expected_worst([0.3, 0.1, 0.2], n=1) == pytest.approx(0.2)  # one: the mean
+    assert tune.expected_worst([0.0, 1.0, 1.0, 1.0], n=2) == pytest.approx(0.5)  # the outlier in half the pairs
+    assert tune.objective([0.2, 0.1], [0.9, 0.9]) == pytest.approx(0.15 - mean_bar)  # the mean is the closer
+    assert tune.objective([0.5, -0.15], [0.9, 0.9]) == pytest.approx(-0.15 - floor)  # the worst window is
     assert tune.objective([0.5, 0.5], [0.9, tune.MIN_CONTENT - 0.01]) == float("-inf")
+    assert tune.objective([0.05, -0.05], [0.9, 0.9], tune.ANY_BAR) == pytest.approx(0.0)  # mean 0 over a bar of 0
+    # a user's exemplar: each recording against the bar, the worst one counts
+    per_recording = {"a/w1": [{"advantage": 0.3, "content": 0.9}, {"advantage": 0.1, "content": 0.9}],
+                     "b/w1": [{"advantage": -0.2, "content": 0.9}, {"advantage": 0.1, "content": 0.9}]}
+    assert tune.choose(per_recording, tune.GRID[:2], tune.ANY_BAR)[0]["settings"] == tune.GRID[1]
     scores = {"w1": [{"advantage": 0.1 * (i % 3), "content": 0.9} for i in range(len(tune.GRID))],
               "w2": [{"advantage": 0.05, "content": 0.9 if i != 2 else 0.1} for i in range(len(tune.GRID))]}
     ranked = tune.choose(scores)

@@ -115,9 +115,9 @@ def lowpass(y: np.ndarray, hz: float) -> np.ndarray:
 def test_output_keeps_the_music(converted):
     # Below its crossover a texture keeps the music's fine structure, so its pitch: the
     # chroma there must stay (on both songs). Over the whole band the real song must stay
-    # recognisable too; on the synthetic song laser's pitched zaps above 600 Hz outweigh
-    # the song's few partials in a full-band chroma (0.37), so there only the part below
-    # the crossover is the claim.
+    # recognisable too; on the synthetic song, with few partials, the exemplar's pitched
+    # events above the crossover can outweigh them in a full-band chroma, so there only
+    # the part below the crossover is the claim.
     name, _, runs = converted
     below = models.load(name).settings.crossover_hz / 1.25  # a band's width under the crossover
     for song, (x, y, _) in runs.items():
@@ -127,16 +127,12 @@ def test_output_keeps_the_music(converted):
     assert chroma_similarity(x, y) > 0.5, f"{name} on the demo song: chroma {chroma_similarity(x, y):.2f}"
 
 
-def test_output_is_not_the_exemplar_pasted_in(converted, request):
+def test_output_is_not_the_exemplar_pasted_in(converted):
     # A converter that ignored the music would keep no chroma; one that only mixed the
     # exemplar in would not move this far at this similarity: a half-and-half mix.
+    # (Laser with its 600 Hz crossover failed this on the synthetic song, chroma 0.37
+    # against the mix's 0.58; at 1 kHz it keeps 0.79.)
     name, s, runs = converted
-    if name == "laser":  # a known shortfall, measured (models/README.md); strict: it fails once it is fixed
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "on the synthetic song, by this suite's own measure, the laser output is further from its exemplar "
-            "than a half-and-half crossfade (11.0 against 8.9 dB) and keeps less chroma (0.37 against 0.58): its "
-            "pitched zaps above 600 Hz outweigh the song's few partials; on the demo song it passes (chroma 0.75 "
-            "against 0.70), and the judge puts it above crossfading on held-out music")))
     for song, (x, y, _) in runs.items():
         mix = 0.5 * x / np.sqrt(np.mean(x**2)) + 0.5 * np.resize(s, len(x)) / np.sqrt(np.mean(s**2))
         assert style_distance(y, s) < style_distance(mix, s) or chroma_similarity(x, y) > chroma_similarity(x, mix), \
