@@ -264,18 +264,21 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(GRID)} settings per exemplar, then the best {a.shortlist} ({', '.join(sources)})", file=sys.stderr)
     t0 = time.perf_counter()
 
-    def windows(target: str, results: dict) -> dict[str, list[dict]]:
-        if target != ANY:
-            return results[target]
-        return {f"{t.removeprefix(ANY + ':')}/{name}": scores for t in targets[ANY] for name, scores in results[t].items()}
+    def windows(target: str, results: dict, columns: dict[str, list[dict]], settings: list[dict]) -> dict:
+        """window → the scores of ``settings`` there, for what ``target`` is tuned from; results
+        hold each source's scores in the order of ``columns[source]``. A user's exemplar's
+        windows are named recording/window (``choose`` judges each recording)."""
+        return {(f"{t.removeprefix(ANY + ':')}/{name}" if target == ANY else name):
+                [scores[columns[t].index(g)] for g in settings] for t in targets[target] for name, scores in results[t].items()}
 
     known = {}
     for raw in a.resume:
         known |= known_scores(raw)
     stage1 = judge_all(sources, first, {t: GRID for t in sources}, a.jobs, "first stage", known)
     bars = {target: ANY_BAR if target == ANY else BAR for target in targets}
-    shortlists = {target: [r["settings"] for r in choose(windows(target, stage1), GRID, bars[target])[:a.shortlist]]
-                  for target in targets}
+    grid_columns = {t: GRID for t in sources}
+    shortlists = {target: [r["settings"] for r in choose(windows(target, stage1, grid_columns, GRID), GRID,
+                                                         bars[target])[:a.shortlist]] for target in targets}
     # a source converts the union of the shortlists of what it is tuned for, in GRID order
     wanted = {t: [g for g in GRID if any(g in shortlists[x] for x in targets if t in targets[x])] for t in sources}
     stage2 = judge_all(sources, rest, wanted, a.jobs, "second stage", known) if rest else {t: {} for t in sources}
@@ -287,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         a.raw.write_text(json.dumps({"grid": GRID, "first_stage": stage1, "shortlists": wanted, "all_windows": both}) + "\n")
     for target in targets:
         shortlist = shortlists[target]
-        per_clip = {(name if target != ANY else f"{t.removeprefix(ANY + ':')}/{name}"):
-                    [scores[wanted[t].index(g)] for g in shortlist] for t in targets[target] for name, scores in both[t].items()}
+        per_clip = windows(target, both, wanted, shortlist)
         ranked = choose(per_clip, shortlist, bars[target])
         path = write_settings(target, ranked, first + rest, per_clip, shortlist, bars[target], command.strip(),
                               a.settings_dir)

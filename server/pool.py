@@ -204,6 +204,17 @@ class QueueingPool(WorkerPool):
         eta = elapsed / fraction * (1 - fraction) if fraction > 0.05 else max(expected - elapsed, 0.0)
         return Progress(stage=stage, fraction=fraction, eta=max(eta, 0.0))
 
+    def _conclude(self, job: JobHandle, kind: str, *payload) -> None:
+        """End ``job`` with a worker's final message: ``"done", JobOutput``, ``"cancelled"``
+        or ``"failed", code, message`` (worker.py's messages less the job id)."""
+        if kind == "done":
+            self._succeeded(job, payload[0])
+        elif kind == "cancelled":
+            job._finish(JobCancelled())
+        else:
+            self.failed += 1
+            job._finish(Failed(code=payload[0], message=payload[1]))
+
     def _succeeded(self, job: JobHandle, output: JobOutput) -> None:
         seconds = time.monotonic() - (job.started or time.monotonic())
         q = job.spec.quality
@@ -416,13 +427,7 @@ class ProcessPool(QueueingPool):
         if timer is not None:
             timer.cancel()
         del w.jobs[job.id]
-        if kind == "done":
-            self._succeeded(job, msg[2])
-        elif kind == "cancelled":
-            job._finish(JobCancelled())
-        else:
-            self.failed += 1
-            job._finish(Failed(code=msg[2], message=msg[3]))
+        self._conclude(job, kind, *msg[2:])
         self._dispatch()
         self._announce_positions()
 

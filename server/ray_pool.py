@@ -326,16 +326,10 @@ class RayPool(QueueingPool):
             async with asyncio.timeout(self.job_timeout):
                 async for ref in stream:
                     item = await ref
-                    kind = item[0]
-                    if kind == "progress":
+                    if item[0] == "progress":
                         job.events.put_nowait(self._progress(job, item[1], item[2]))
-                    elif kind == "done":
-                        self._succeeded(job, item[1])
-                    elif kind == "cancelled":
-                        job._finish(JobCancelled())
                     else:
-                        self.failed += 1
-                        job._finish(Failed(code=item[1], message=item[2]))
+                        self._conclude(job, *item)
             if not job.done:  # the stream ended with no final item
                 lost = "ended its job with no result"
         except TaskCancelledError:
