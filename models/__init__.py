@@ -29,7 +29,7 @@ SETTINGS_DIR = HERE / "settings"
 EXEMPLARS_DIR = HERE / "exemplars"
 FORMAT_VERSION = 2
 METHOD = "band-statistics"
-ANY = "any"  # settings/any.json: the settings of a user's own exemplar (tuned on all the built-in ones)
+ANY = "any"  # settings/any.json: the settings of a user's own exemplar, by its sound
 
 
 class ModelError(Exception):
@@ -155,24 +155,48 @@ def load(name: str, settings_dir: str | Path | None = None) -> TextureModel:
         return _CACHE[key]
 
 
+@dataclasses.dataclass(frozen=True)
+class SoundRow:
+    """One row of ``any.json``'s ``by_sound`` table: a tuning ``recording``, its
+    :func:`~musicoder.texture.flatness` (nats) and the settings that suit it best."""
+
+    recording: str
+    flatness: float
+    settings: transfer.Settings
+
+
 @functools.lru_cache(maxsize=4)
-def _any_settings(path: str) -> tuple[transfer.Settings, dict]:
-    """read_settings, once per file: a server worker calls from_exemplar for every job."""
-    return read_settings(Path(path))
+def _any_settings(path: str) -> tuple[transfer.Settings, tuple[SoundRow, ...], dict]:
+    """read_settings and the by_sound table, once per file: a server worker calls
+    from_exemplar for every job. ModelError naming the file for a corrupt table."""
+    settings, meta = read_settings(Path(path))
+    try:
+        rows = tuple(SoundRow(str(r["recording"]), float(r["flatness"]), transfer.Settings(**r["settings"]))
+                     for r in meta.get("by_sound", []))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{path}: corrupt by_sound table ({type(e).__name__}: {e})") from None
+    return settings, rows, meta
 
 
 def from_exemplar(samples: np.ndarray, settings_dir: str | Path | None = None) -> TextureModel:
     """A texture made from a user's own exemplar: (n,) float samples at 44.1 kHz (as
-    ``musicoder.audio.load_exemplar`` gives them), with the settings tuned for any exemplar
-    (``settings/any.json``). Analysed now (~30 ms for 10 s), never cached: an exemplar
-    belongs to one user. InputError "silent" for silence; ModelError if the settings file
-    is missing or bad."""
+    ``musicoder.audio.load_exemplar`` gives them). Its settings are those of the tuning
+    recording nearest to it by spectral flatness (``settings/any.json``'s ``by_sound``
+    table; its ``settings`` when there is none): a hiss and a hum want different
+    crossovers. Analysed now (~30 ms for 10 s), never cached: an exemplar belongs to one
+    user. InputError "silent" for silence; ModelError if the settings file is missing or
+    bad. The model's ``meta["matched"]`` names the tuning recording whose settings it took."""
     from musicoder.errors import InputError
 
     folder = Path(settings_dir) if settings_dir is not None else SETTINGS_DIR
-    settings, meta = _any_settings(str(folder / f"{ANY}.json"))
+    settings, rows, meta = _any_settings(str(folder / f"{ANY}.json"))
     try:
         analysis = transfer.analyse_exemplar(samples)
     except ValueError as e:
         raise InputError("silent", f"The exemplar cannot be used: {e}.") from None
-    return TextureModel("exemplar", settings, analysis, meta)
+    matched = None
+    if rows:
+        flatness = transfer.flatness(analysis)
+        nearest = min(rows, key=lambda r: abs(r.flatness - flatness))
+        settings, matched = nearest.settings, nearest.recording
+    return TextureModel("exemplar", settings, analysis, meta | {"matched": matched})

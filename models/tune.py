@@ -19,11 +19,15 @@ among settings that keep content >= MIN_CONTENT on every window; for a user's ex
 the smallest such margin over the recordings. ``--resume RAW`` reuses the
 scores of an earlier run's ``--raw`` file. Writes ``settings/{texture}.json`` (settings,
 tuning record, the five best rows); a validation record there is dropped when the
-settings change (run ``models.evaluate --update-metadata`` again). ``settings/any.json`` is the setting a user's own exemplar
-gets (it has no tuning of its own): the one best over every window of several exemplars
-together, the recordings of ``--exemplars DIR`` (``scripts/gather_user_exemplars.py --set
-tuning``; never the validation recordings) or, with ``--texture all`` and no DIR, the
-three built-in ones.
+settings change (run ``models.evaluate --update-metadata`` again).
+
+``settings/any.json`` holds what a user's own exemplar gets (it has no tuning of its own),
+from the recordings of ``--exemplars DIR`` (``scripts/gather_user_exemplars.py --set
+tuning``; never the validation recordings), each converting ANY_GRID: a ``by_sound`` table
+of each recording's :func:`~musicoder.texture.flatness` and its own best setting (a user's
+exemplar takes its nearest recording's), the one setting best for all of them together for
+comparison, and the table's leave-one-out check (each recording scored with the setting its
+nearest other recording would give it, on the first-stage windows).
 """
 from __future__ import annotations
 
@@ -45,6 +49,10 @@ from . import FORMAT_VERSION, METHOD, SETTINGS_DIR, TEXTURES, evaluate
 GRID_AXES = {"crossover_hz": (600.0, 1000.0, 2000.0, 3500.0), "keep_high": (0.3, 0.6, 0.9),
              "spread": (0.5, 0.8, 1.0), "keep_low": (1.0, 0.85)}
 GRID = [dict(zip(GRID_AXES, values)) for values in itertools.product(*GRID_AXES.values())]
+# a user's exemplar: every crossover, with a light and a strong pull above it (10 tuning
+# recordings x 14 windows x 72 settings would take hours; these 8 take ~20 min)
+ANY_GRID = [{"crossover_hz": x, "keep_high": kh, "spread": sp, "keep_low": 1.0}
+            for x in GRID_AXES["crossover_hz"] for kh, sp in ((0.9, 0.5), (0.6, 0.8))]
 QUALITY = "standard"
 MIN_CONTENT = 0.65  # a margin over the bar's 0.6: held-out music keeps less than tuning music
 BAR = (evaluate.BAR_MEAN_ADVANTAGE, evaluate.BAR_WORST_ADVANTAGE)  # issue 11's, per texture
@@ -148,10 +156,13 @@ def choose(per_clip: dict[str, list[dict]], settings: list[dict] = GRID, bar: tu
 
 
 def write_settings(texture: str, ranked: list[dict], clips: list[evaluate.ValClip], per_clip: dict,
-                   settings: list[dict], bar: tuple[float, float], command: str, folder: Path = SETTINGS_DIR) -> Path:
+                   settings: list[dict], bar: tuple[float, float], command: str, folder: Path = SETTINGS_DIR,
+                   grid: list[dict] = GRID, by_sound: list[dict] | None = None,
+                   leave_one_out: list[dict] | None = None) -> Path:
     """Store the best setting and its tuning record in ``folder/{texture}.json`` (texture
-    "any": the setting for a user's exemplar). per_clip: window → scores in the order of
-    ``settings``, the shortlist that converted every window."""
+    "any": the setting for all of a user's exemplars together, with the ``by_sound`` table
+    and its ``leave_one_out`` check). per_clip: window → scores in the order of
+    ``settings``, the shortlist that converted every window; grid: the first stage's."""
     path = folder / f"{texture}.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     best = ranked[0]
@@ -166,16 +177,51 @@ def write_settings(texture: str, ranked: list[dict], clips: list[evaluate.ValCli
                                  f"{evaluate.MIN_CLIPS} windows - ({bar[1]:+.2f})), "
                                  f"content >= {MIN_CONTENT} on every window; the whole grid on the first "
                                  f"window of each package, the best {len(settings)} on all its windows",
-                         "grid": {k: list(v) for k, v in GRID_AXES.items()},
+                         "grid": {k: list(v) for k, v in GRID_AXES.items()} if grid is GRID else grid,
                          "clips": {evaluate.clip_name(c): c.style for c in clips},
                          "windows": len(per_clip),
                          "best_rows": {name: scores[best_index] for name, scores in per_clip.items()},
                          "top": ranked[:5]}}
+    if by_sound is not None:
+        record["by_sound"] = by_sound
+        record["tuning"]["rule"] += ("; by_sound: the same rule per recording, from its own windows; a user's "
+                                     "exemplar takes the row nearest to it by flatness")
+        record["tuning"]["leave_one_out"] = leave_one_out
     if old.get("settings") == best["settings"] and "validation" in old:
         record["validation"] = old["validation"]
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def sound_table(paths: dict[str, Path], best: dict[str, dict]) -> list[dict]:
+    """any.json's ``by_sound`` rows, flattest last: each recording (name → path) with its
+    :func:`~musicoder.texture.flatness` and ``best``, its first row of :func:`choose`."""
+    from musicoder import audio
+    from musicoder import texture as transfer
+
+    rows = [{"recording": name, "flatness": round(transfer.flatness(transfer.analyse_exemplar(
+                audio.load_exemplar(path).samples)), 3), **best[name]} for name, path in paths.items()]
+    return sorted(rows, key=lambda r: -r["flatness"])
+
+
+def leave_one_out(table: list[dict], scores: dict[str, dict[str, list[dict]]], grid: list[dict],
+                  one_for_all: dict) -> list[dict]:
+    """How the ``by_sound`` table does on a recording it was not made from: each recording
+    of ``table`` scored (recording → window → scores in ``grid`` order) with the setting of
+    its nearest other row by flatness, beside the ``one_for_all`` setting's mean there."""
+    checks = []
+    for row in table:
+        nearest = min((r for r in table if r is not row), key=lambda r: abs(r["flatness"] - row["flatness"]))
+        mine = scores[row["recording"]].values()
+        adv = [s[grid.index(nearest["settings"])]["advantage"] for s in mine]
+        content = [s[grid.index(nearest["settings"])]["content"] for s in mine]
+        checks.append({"recording": row["recording"], "nearest": nearest["recording"], "settings": nearest["settings"],
+                       "mean_advantage": round(float(np.mean(adv)), 4), "min_advantage": round(min(adv), 4),
+                       "min_content": round(min(content), 4),
+                       "one_for_all_mean_advantage": round(float(np.mean(
+                           [s[grid.index(one_for_all)]["advantage"] for s in mine])), 4)})
+    return checks
 
 
 def judge_all(sources: dict[str, Path], clips: list[evaluate.ValClip], settings: dict[str, list[dict]],
@@ -217,10 +263,11 @@ def known_scores(raw: Path) -> dict:
     """The scores a ``--raw`` file of an earlier run holds, for :func:`judge_all` (the
     engine and the judge must be unchanged since)."""
     d = json.loads(raw.read_text())
+    grids = d.get("grids") or {t: d["grid"] for t in d["first_stage"]}  # files before ANY_GRID: one grid
     known = {}
     for t, per_window in d["first_stage"].items():
         for name, scores in per_window.items():
-            known |= {(t, name, json.dumps(g, sort_keys=True)): s for g, s in zip(d["grid"], scores)}
+            known |= {(t, name, json.dumps(g, sort_keys=True)): s for g, s in zip(grids[t], scores)}
     for t, per_window in d["all_windows"].items():
         for name, scores in per_window.items():
             known |= {(t, name, json.dumps(g, sort_keys=True)): s for g, s in zip(d["shortlists"][t], scores)}
@@ -231,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.tune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all", ANY])
     ap.add_argument("--exemplars", type=Path, metavar="DIR",
-                    help="the recordings settings/any.json is tuned on (default: the built-in exemplars)")
+                    help="the recordings settings/any.json is tuned on (with --texture any)")
     ap.add_argument("--music-dir", type=Path, default=evaluate.DEFAULT_MUSIC_DIR)
     ap.add_argument("--per-package", type=int, default=PER_PACKAGE, help="windows per package (default %(default)s)")
     ap.add_argument("--shortlist", type=int, default=SHORTLIST,
@@ -247,57 +294,76 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--texture any needs --exemplars DIR")
     # what each window is converted toward: a built-in texture's exemplar, or a recording for any.json
     sources = {t: TEXTURES[t].exemplar_path for t in textures}
+    recordings = {}
     if a.exemplars:
         from .data import audio_files
 
-        sources |= {f"{ANY}:{p.stem}": p for p in audio_files(a.exemplars)}
-    # what is tuned, from which sources' windows: each built-in texture from its own; any.json
-    # from every recording of DIR together, else (all three textures) from the built-in ones
-    targets = {t: [t] for t in textures}
-    for_any = [t for t in sources if t.startswith(f"{ANY}:")] or (textures if set(textures) == set(TEXTURES) else [])
-    if for_any:
-        targets[ANY] = for_any
+        recordings = {f"{ANY}:{p.stem}": p for p in audio_files(a.exemplars)}
+    sources |= recordings
+    grids = {t: ANY_GRID if t in recordings else GRID for t in sources}
+    # what is tuned, from which sources' windows: each source from its own (a recording's is
+    # its row of any.json's by_sound table); any.json's one setting from all recordings together
+    targets = {t: [t] for t in sources}
+    if recordings:
+        targets[ANY] = list(recordings)
+    target_grid = {t: ANY_GRID if t == ANY or t in recordings else GRID for t in targets}
+    bars = {t: ANY_BAR if t == ANY or t in recordings else BAR for t in targets}
     first = tuning_clips(a.music_dir)
     names = {evaluate.clip_name(c) for c in first}
     rest = [c for c in tuning_clips(a.music_dir, a.per_package) if evaluate.clip_name(c) not in names]
     print(f"tuning on {len(first)} + {len(rest)} windows of training packages ({', '.join(c.package for c in first)}), "
-          f"{len(GRID)} settings per exemplar, then the best {a.shortlist} ({', '.join(sources)})", file=sys.stderr)
+          f"{len(GRID)} settings per built-in exemplar, {len(ANY_GRID)} per recording, then the best {a.shortlist} "
+          f"({', '.join(sources)})", file=sys.stderr)
     t0 = time.perf_counter()
 
     def windows(target: str, results: dict, columns: dict[str, list[dict]], settings: list[dict]) -> dict:
         """window → the scores of ``settings`` there, for what ``target`` is tuned from; results
-        hold each source's scores in the order of ``columns[source]``. A user's exemplar's
-        windows are named recording/window (``choose`` judges each recording)."""
+        hold each source's scores in the order of ``columns[source]``. any.json's windows are
+        named recording/window (``choose`` judges each recording)."""
         return {(f"{t.removeprefix(ANY + ':')}/{name}" if target == ANY else name):
                 [scores[columns[t].index(g)] for g in settings] for t in targets[target] for name, scores in results[t].items()}
 
     known = {}
     for raw in a.resume:
         known |= known_scores(raw)
-    stage1 = judge_all(sources, first, {t: GRID for t in sources}, a.jobs, "first stage", known)
-    bars = {target: ANY_BAR if target == ANY else BAR for target in targets}
-    grid_columns = {t: GRID for t in sources}
-    shortlists = {target: [r["settings"] for r in choose(windows(target, stage1, grid_columns, GRID), GRID,
-                                                         bars[target])[:a.shortlist]] for target in targets}
-    # a source converts the union of the shortlists of what it is tuned for, in GRID order
-    wanted = {t: [g for g in GRID if any(g in shortlists[x] for x in targets if t in targets[x])] for t in sources}
+    stage1 = judge_all(sources, first, grids, a.jobs, "first stage", known)
+    shortlists = {target: [r["settings"] for r in choose(windows(target, stage1, grids, target_grid[target]),
+                                                         target_grid[target], bars[target])[:a.shortlist]]
+                  for target in targets}
+    # a source converts the union of the shortlists of what it is tuned for, in its grid's order
+    wanted = {t: [g for g in grids[t] if any(g in shortlists[x] for x in targets if t in targets[x])] for t in sources}
     stage2 = judge_all(sources, rest, wanted, a.jobs, "second stage", known) if rest else {t: {} for t in sources}
     # every window's scores of each source's wanted settings
-    both = {t: {name: [scores[GRID.index(g)] for g in wanted[t]] for name, scores in stage1[t].items()} | stage2[t]
+    both = {t: {name: [scores[grids[t].index(g)] for g in wanted[t]] for name, scores in stage1[t].items()} | stage2[t]
             for t in sources}
     command = "python -m models.tune " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.raw:
-        a.raw.write_text(json.dumps({"grid": GRID, "first_stage": stage1, "shortlists": wanted, "all_windows": both}) + "\n")
+        a.raw.write_text(json.dumps({"grids": grids, "first_stage": stage1, "shortlists": wanted,
+                                     "all_windows": both}) + "\n")
+    ranked, per_clip = {}, {}
     for target in targets:
-        shortlist = shortlists[target]
-        per_clip = windows(target, both, wanted, shortlist)
-        ranked = choose(per_clip, shortlist, bars[target])
-        path = write_settings(target, ranked, first + rest, per_clip, shortlist, bars[target], command.strip(),
-                              a.settings_dir)
-        print(f"{target}: {ranked[0]['settings']} mean {ranked[0]['mean_advantage']:+.3f} worst "
-              f"{ranked[0]['min_advantage']:+.3f} min content {ranked[0]['min_content']:.3f} -> {path}")
-        for r in ranked[1:5]:
+        per_clip[target] = windows(target, both, wanted, shortlists[target])
+        ranked[target] = choose(per_clip[target], shortlists[target], bars[target])
+    for target in targets:
+        if target in recordings:
+            continue  # a row of any.json's table, written below
+        by_sound = loo = None
+        if target == ANY:
+            by_sound = sound_table({t.removeprefix(ANY + ":"): p for t, p in recordings.items()},
+                                   {t.removeprefix(ANY + ":"): ranked[t][0] for t in recordings})
+            loo = leave_one_out(by_sound, {t.removeprefix(ANY + ":"): stage1[t] for t in recordings}, ANY_GRID,
+                                ranked[ANY][0]["settings"])
+        best = ranked[target][0]
+        path = write_settings(target, ranked[target], first + rest, per_clip[target], shortlists[target], bars[target],
+                              command.strip(), a.settings_dir, target_grid[target], by_sound, loo)
+        print(f"{target}: {best['settings']} mean {best['mean_advantage']:+.3f} worst "
+              f"{best['min_advantage']:+.3f} min content {best['min_content']:.3f} -> {path}")
+        for r in ranked[target][1:5]:
             print(f"    then {r['settings']} mean {r['mean_advantage']:+.3f} worst {r['min_advantage']:+.3f}")
+        for row, check in zip(by_sound or [], loo or []):
+            print(f"    {row['recording']:<14} flatness {row['flatness']:+6.2f} best {row['settings']}; left out, "
+                  f"{check['nearest']}'s: mean {check['mean_advantage']:+.3f} worst {check['min_advantage']:+.3f} "
+                  f"(one setting for all: {check['one_for_all_mean_advantage']:+.3f})")
     print(f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 

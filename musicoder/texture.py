@@ -32,6 +32,7 @@ BAND_LO_HZ, BAND_HI_HZ = 30.0, 16000.0
 ONSET_MIN_GAP = 6  # frames (70 ms) between two onsets: one event per note, not per partial
 ONSET_THRESHOLD_STD = 0.5  # an onset's flux is above mean + this many standard deviations
 ONSET_RANGE_NATS = 6.9  # flux counts within 60 dB of the loudest band: a noise floor's flicker is no onset
+FLATNESS_HZ = (200.0, 8000.0)  # where an exemplar's noisiness is told apart from its tonality
 _POWER_FLOOR = 1e-12  # of a band's power: 0.5·log gives -13.8 nats, under LOG_FLOOR's -11.5
 _EPS = 1e-6
 
@@ -144,6 +145,20 @@ def analyse_exemplar(samples: np.ndarray) -> ExemplarAnalysis:
     found = onsets(env)
     return ExemplarAnalysis(envelopes=env.astype(np.float32), fine=fine,
                             onsets=found if len(found) else np.zeros(1, int), mean_power=mean_power)
+
+
+def flatness(exemplar: ExemplarAnalysis) -> float:
+    """The spectral flatness of an exemplar in nats (<= 0): the mean over its frames of the
+    log of the geometric over the arithmetic mean power of its bins within FLATNESS_HZ.
+    Near 0 for noise (a brook, a sauna's hiss: -1 to -2), far below for tonal sounds (a
+    bell, a hum: -8 to -16)."""
+    w, _ = filterbank()
+    freqs = np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE)
+    rows = np.flatnonzero((freqs > FLATNESS_HZ[0]) & (freqs < FLATNESS_HZ[1]))
+    log_power = 2.0 * (exemplar.fine[rows].astype(np.float64) + w.T[rows].astype(np.float64) @ exemplar.envelopes)
+    top = log_power.max(axis=0)
+    arithmetic = top + np.log(np.exp(log_power - top).mean(axis=0))
+    return float(np.mean(log_power.mean(axis=0) - arithmetic))
 
 
 def placement(n_frames: int, music_onsets: np.ndarray, exemplar: ExemplarAnalysis) -> np.ndarray:

@@ -4,9 +4,9 @@
     python scripts/gather_user_exemplars.py OUT_DIR [--set validation|tuning] [--deb-cache DIR]
 
 ``validation`` (default): eight recordings of eight kinds of texture, none of which any
-built-in texture ships or tunes on, and which no tuning uses. ``tuning``: four other
-recordings, which ``models.tune --texture any`` tunes the settings of a user's exemplar
-on. Neither holds rain, fire, wind, crowd chatter or crickets (kept for independent
+built-in texture ships or tunes on, and which no tuning uses. ``tuning``: ten other
+recordings, from hiss to drone, which ``models.tune --texture any`` makes the settings
+table of a user's exemplar from. Neither holds rain, fire, wind, crowd chatter or crickets (kept for independent
 checks). Each file is copied to ``OUT_DIR/<name>.<ext>`` and
 ``OUT_DIR/manifest.json`` records its package, path and the package's licence. The
 recordings are for measurement only: MusiCoder does not redistribute them.
@@ -36,6 +36,12 @@ TUNING = {
     "beam": ("naev-data", "usr/share/naev/dat/snd/sounds/beam0.wav", "a falling pew into a pulsing beam, 5 s"),
     "brook": ("supertuxkart-data", f"{STK}/river_loop.ogg", "a brook, 15.6 s"),
     "haunted_hum": ("sonic-pi-samples", f"{SONIC_PI}/ambi_haunted_hum.flac", "a tonal sci-fi hum, 9.8 s"),
+    "bell": ("sonic-pi-samples", f"{SONIC_PI}/perc_bell.flac", "a struck bell ringing out, 6.7 s"),
+    "sauna": ("sonic-pi-samples", f"{SONIC_PI}/ambi_sauna.flac", "a sauna ambience, mostly steam hiss, 9 s"),
+    "drone": ("sonic-pi-samples", f"{SONIC_PI}/ambi_drone.flac", "a low synth drone, 4.4 s"),
+    "jet": ("supertuxkart-data", f"{STK}/airplane_jetEngine.ogg", "a jet engine's roar, 5.2 s"),
+    "clock": ("supertuxkart-data", f"{STK}/clock.ogg", "a ticking clock, 6.8 s"),
+    "tractor_beam": ("supertuxkart-data", f"{STK}/tractor_beam.ogg", "a sci-fi tractor beam, 8 s"),
 }
 VALIDATION = {
     "vinyl": ("sonic-pi-samples", f"{SONIC_PI}/vinyl_hiss.flac", "vinyl crackle and hiss, 8 s"),

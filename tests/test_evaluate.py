@@ -155,3 +155,42 @@ def test_the_tuning_rule_keeps_the_largest_margin_to_the_bar_and_refuses_lost_co
     ranked = tune.choose(scores)
     assert ranked[0]["settings"] == tune.GRID[5]  # advantage 0.2 on w1; GRID[2] has it too but loses content
     assert [r["objective"] for r in ranked] == sorted((r["objective"] for r in ranked), reverse=True)
+
+
+def test_the_by_sound_table_is_checked_on_recordings_it_was_not_made_from():
+    from models import tune
+
+    grid = tune.ANY_GRID[:2]
+    table = [{"recording": "hiss", "flatness": -1.0, "settings": grid[0]},
+             {"recording": "steam", "flatness": -1.5, "settings": grid[0]},
+             {"recording": "hum", "flatness": -9.0, "settings": grid[1]}]
+    scores = {"hiss": {"w": [{"advantage": 0.2, "content": 0.9}, {"advantage": 0.0, "content": 0.9}]},
+              "steam": {"w": [{"advantage": 0.1, "content": 0.8}, {"advantage": 0.3, "content": 0.9}]},
+              "hum": {"w": [{"advantage": -0.1, "content": 0.9}, {"advantage": 0.05, "content": 0.7}]}}
+    checks = {c["recording"]: c for c in tune.leave_one_out(table, scores, grid, one_for_all=grid[1])}
+    assert checks["hiss"]["nearest"] == "steam" and checks["hiss"]["mean_advantage"] == 0.2
+    assert checks["steam"]["nearest"] == "hiss" and checks["steam"]["one_for_all_mean_advantage"] == 0.3
+    # the hum's nearest other row is a hiss's: it is scored with that setting, not its own
+    assert checks["hum"]["nearest"] == "steam" and checks["hum"]["mean_advantage"] == -0.1
+
+
+def test_the_sound_table_orders_recordings_from_hiss_to_hum_and_resume_reads_both_raw_formats(tmp_path):
+    from models import tune
+
+    t = np.arange(3 * 44100) / 44100
+    soundfile.write(tmp_path / "hum.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
+    soundfile.write(tmp_path / "hiss.wav", (0.1 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32),
+                    44100)
+    best = {n: {"settings": tune.ANY_GRID[i], "objective": 0.0} for i, n in enumerate(("hum", "hiss"))}
+    table = tune.sound_table({"hum": tmp_path / "hum.wav", "hiss": tmp_path / "hiss.wav"}, best)
+    assert [r["recording"] for r in table] == ["hiss", "hum"] and table[0]["flatness"] > table[1]["flatness"]
+    assert table[1]["settings"] == tune.ANY_GRID[0]
+    score = {"advantage": 0.1, "content": 0.9}
+    old = {"grid": tune.GRID[:1], "first_stage": {"laser": {"w": [score]}}, "shortlists": {}, "all_windows": {}}
+    new = {"grids": {"any:hum": tune.ANY_GRID[:1]}, "first_stage": {"any:hum": {"w": [score]}},
+           "shortlists": {"any:hum": tune.ANY_GRID[1:2]}, "all_windows": {"any:hum": {"v": [score]}}}
+    for raw, source, setting in ((old, "laser", tune.GRID[0]), (new, "any:hum", tune.ANY_GRID[0])):
+        (tmp_path / "raw.json").write_text(json.dumps(raw))
+        known = tune.known_scores(tmp_path / "raw.json")
+        assert known[(source, "w", json.dumps(setting, sort_keys=True))] == score
+    assert known[("any:hum", "v", json.dumps(tune.ANY_GRID[1], sort_keys=True))] == score

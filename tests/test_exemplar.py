@@ -4,6 +4,7 @@ session), the client library, the CLI's --exemplar (in-process and through a ser
 and one real conversion with a recording no texture ships with."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -202,6 +203,45 @@ def test_the_cli_converts_with_an_exemplar_in_process_and_on_a_server(srv, tmp_p
                        "--quality", "lofi", *where)
         assert proc.returncode == 0, proc.stderr
         assert abs(audio.load(out).duration - 3.0) < 0.05
+
+
+# ---- which settings a user's exemplar gets ---------------------------------------------
+
+def hum(seconds: float, rate: int = 44100) -> np.ndarray:
+    """A tonal hum: 110 Hz and six harmonics. (n,) float32."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * sum(np.sin(2 * np.pi * 110 * h * t) / h for h in range(1, 8))).astype(np.float32)
+
+
+def test_a_user_exemplar_takes_the_settings_of_the_nearest_tuning_recording_by_sound(tmp_path):
+    hiss = 0.05 * np.random.default_rng(2).standard_normal(3 * 44100).astype(np.float32)
+    record = json.loads((REPO / "models" / "settings" / "any.json").read_text())
+    table = {r["recording"]: r for r in record["by_sound"]}
+    noisy = models.from_exemplar(hiss)
+    tonal = models.from_exemplar(hum(3.0))
+    # the shipped table: the hiss matches its flattest recording, the hum its most tonal one
+    assert noisy.meta["matched"] == record["by_sound"][0]["recording"]
+    assert tonal.meta["matched"] == record["by_sound"][-1]["recording"]
+    for m in (noisy, tonal):
+        assert dataclasses.asdict(m.settings) == dataclasses.asdict(
+            models.transfer.Settings(**table[m.meta["matched"]]["settings"]))
+    # a table of two rows in a copy: nearest wins; without a table, the one setting for all
+    folder = tmp_path / "settings"
+    folder.mkdir()
+    two = [{"recording": "steam", "flatness": -1.0, "settings": {"crossover_hz": 600.0}},
+           {"recording": "organ", "flatness": -12.0, "settings": {"crossover_hz": 3500.0}}]
+    (folder / "any.json").write_text(json.dumps(record | {"by_sound": two, "settings": {"crossover_hz": 1000.0}}))
+    assert models.from_exemplar(hiss, folder).settings.crossover_hz == 600.0
+    assert models.from_exemplar(hum(3.0), folder).meta["matched"] == "organ"
+    (folder / "any.json").write_text(json.dumps({k: v for k, v in record.items() if k != "by_sound"}
+                                                | {"settings": {"crossover_hz": 1000.0}}))
+    models._any_settings.cache_clear()
+    alone = models.from_exemplar(hum(3.0), folder)
+    assert alone.settings.crossover_hz == 1000.0 and alone.meta["matched"] is None
+    (folder / "any.json").write_text(json.dumps(record | {"by_sound": [{"recording": "x", "flatness": "flat"}]}))
+    models._any_settings.cache_clear()
+    with pytest.raises(models.ModelError, match="any.json: corrupt by_sound"):
+        models.from_exemplar(hiss, folder)
 
 
 # ---- a real conversion ------------------------------------------------------------------

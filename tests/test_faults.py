@@ -323,10 +323,20 @@ def test_oversize_frames_get_1009_or_a_clear_error(srv):
 
 # ---- idle connections ---------------------------------------------------------------------------
 
-def test_idle_connections_past_the_timeout_are_closed_and_their_files_removed(srv):
+@pytest.fixture(scope="module")
+def slow_srv(tmp_path_factory):
+    """The same server, its stand-in transform 6 s long: a job outlasts the idle timeout
+    however fast the machine is."""
+    with ServerProcess(tmp_path_factory.mktemp("slow"), "--idle-timeout", "4", models=PLUMBING,
+                       env={"MUSICODER_PASSTHROUGH_DELAY_S": "6"}) as server:
+        yield server
+
+
+def test_idle_connections_past_the_timeout_are_closed_and_their_files_removed(slow_srv):
     """Silent for limits.idle_seconds (4 s): one never greeted, one mid-upload (its part
     on disk), one with a track and a window; each gets ``idle_timeout`` and a 1000 close,
     and its files go. A silent client whose job runs longer than that is not idle."""
+    srv = slow_srv
     async def silent_until_closed(r: Raw) -> float:
         t0 = time.monotonic()
         e = await r.expect("error", timeout=30)
@@ -337,9 +347,9 @@ def test_idle_connections_past_the_timeout_are_closed_and_their_files_removed(sr
         return time.monotonic() - t0
 
     async def waiting_for_a_long_job(r: Raw) -> float:
-        await r.open_window(wav_bytes(60.0), 60)
+        await r.open_window(wav_bytes(10.0), 10)
         t0 = time.monotonic()
-        await r.send({"type": "convert", "id": r.id(), "texture": "laser", "quality": "hifi"})
+        await r.send({"type": "convert", "id": r.id(), "texture": "laser", "quality": "lofi"})
         await r.expect("result", timeout=120)
         return time.monotonic() - t0
 

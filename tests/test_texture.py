@@ -1,7 +1,7 @@
 """The band-statistics transfer (musicoder.texture) on sounds whose answer is known: it is
 the identity when every weight keeps the music, it keeps the music below the crossover,
-it follows the music's level, and the exemplar's own events land on the music's onsets
-above the crossover."""
+it follows the music's level, the exemplar's own events land on the music's onsets
+above the crossover, and flatness tells a hiss from a hum."""
 from __future__ import annotations
 
 import numpy as np
@@ -125,3 +125,12 @@ def test_bad_settings_and_a_silent_exemplar_are_refused():
         tx.Settings(crossover_hz=0.0)
     with pytest.raises(ValueError, match="silent"):
         tx.analyse_exemplar(np.zeros(RATE, np.float32))
+
+
+def test_flatness_tells_a_hiss_from_a_hum():
+    t = np.arange(3 * RATE) / RATE
+    hiss = tx.flatness(tx.analyse_exemplar(0.1 * np.random.default_rng(1).standard_normal(len(t))))
+    hum = tx.flatness(tx.analyse_exemplar(0.3 * sum(np.sin(2 * np.pi * 110 * h * t) / h for h in range(1, 8))))
+    assert -1.5 < hiss <= 0.0  # white noise: the geometric mean of its bins is near their mean (-0.58 in theory)
+    assert hum < -8.0  # seven partials, the bins between them empty
+    assert tx.flatness(tx.analyse_exemplar(notes())) < hiss
