@@ -195,7 +195,7 @@ def write_settings(texture: str, ranked: list[dict], clips: list[evaluate.ValCli
 
 
 def sound_table(paths: dict[str, Path], best: dict[str, dict]) -> list[dict]:
-    """any.json's ``by_sound`` rows, flattest last: each recording (name → path) with its
+    """any.json's ``by_sound`` rows, flattest (noisiest) first: each recording (name → path) with its
     :func:`~musicoder.texture.flatness` and ``best``, its first row of :func:`choose`."""
     from musicoder import audio
     from musicoder import texture as transfer
