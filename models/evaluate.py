@@ -34,6 +34,7 @@ of it; ``--update-metadata`` stores each texture's summary in
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -77,16 +78,34 @@ class ValClip(NamedTuple):
     start: float
 
 
+@functools.cache
 def judge_module():
-    """Import texture_judge from shared/eval beside the repository (or inside it)."""
+    """Import texture_judge from shared/eval beside the repository (or inside it), and judge
+    one short clip with it: librosa's numba functions compile here and write their on-disk
+    cache once. Two processes compiling them at once (``models.tune``'s pool on a fresh
+    install) corrupt that cache, and every judge after segfaults; forked workers of a
+    process that called this compile nothing."""
     for d in (os.environ.get("MUSICODER_JUDGE_DIR"), REPO.parent / "shared" / "eval", REPO / "shared" / "eval"):
         if d and (Path(d) / "texture_judge.py").is_file():
             sys.path.insert(0, str(d))
             import texture_judge
 
+            _judge_once(texture_judge)
             return texture_judge
     raise SystemExit("texture_judge.py not found: put shared/eval beside the repository "
                      "or set MUSICODER_JUDGE_DIR")
+
+
+def _judge_once(tj) -> None:
+    """One judgement of 2 s of synthetic music and noise, read back as every clip is."""
+    from musicoder import spectral
+
+    t = np.arange(2 * spectral.SAMPLE_RATE) / spectral.SAMPLE_RATE
+    music = 0.1 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t))
+    noise = 0.1 * np.random.default_rng(0).standard_normal(len(t))
+    with tempfile.TemporaryDirectory(prefix="musicoder-judge-") as tmp:
+        x, s = (judge_file(tj, y, Path(tmp) / f"{name}.wav") for name, y in (("x", music), ("s", noise)))
+        tj.judge(x, tj.mix(x, s, 0.5), s)
 
 
 def read_manifest(music_dir: Path) -> dict:

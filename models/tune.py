@@ -232,6 +232,7 @@ def judge_all(sources: dict[str, Path], clips: list[evaluate.ValClip], settings:
     from tqdm import tqdm
 
     known = dict(known or {})
+    evaluate.judge_module()  # the judge compiles here, not in two workers at once
 
     def key(t, name, g):
         return t, name, json.dumps(g, sort_keys=True)

@@ -194,3 +194,40 @@ def test_the_sound_table_orders_recordings_from_hiss_to_hum_and_resume_reads_bot
         known = tune.known_scores(tmp_path / "raw.json")
         assert known[(source, "w", json.dumps(setting, sort_keys=True))] == score
     assert known[("any:hum", "v", json.dumps(tune.ANY_GRID[1], sort_keys=True))] == score
+
+
+_TUNE_TWO_WORKERS = """
+import sys
+from pathlib import Path
+from models import evaluate, tune
+folder = Path(sys.argv[1])
+clip = evaluate.ValClip(folder / "music.wav", "gamma", "pop", 0.0)
+grid = [{"crossover_hz": 2000.0}]
+sources = {"a": folder / "exemplar.wav", "b": folder / "exemplar.wav"}
+scores = tune.judge_all(sources, [clip], {"a": grid, "b": grid}, 2, "two workers")
+assert all(-2 < s[0]["advantage"] < 2 for t in scores.values() for s in t.values()), scores
+"""
+
+
+def test_tuning_with_two_workers_on_a_fresh_install_leaves_the_judge_working(tmp_path):
+    # librosa's numba functions cache their machine code on disk; two workers compiling
+    # them at once corrupt that cache and every judge after segfaults (seen on a new venv).
+    # A fresh NUMBA_CACHE_DIR is a fresh install's cache.
+    import os
+    import subprocess
+    import sys
+
+    try:
+        evaluate.judge_module()
+    except SystemExit:
+        pytest.skip("texture_judge.py (shared/eval) is not beside the repository")
+    t = np.arange(11 * spectral.SAMPLE_RATE) / spectral.SAMPLE_RATE
+    notes = 0.2 * np.sin(2 * np.pi * 220 * t * (1 + (t % 1 > 0.5) / 4)) * np.exp(-3 * (t % 0.5))
+    soundfile.write(tmp_path / "music.wav", notes.astype(np.float32), spectral.SAMPLE_RATE)
+    noise = 0.1 * np.random.default_rng(2).standard_normal(3 * spectral.SAMPLE_RATE)
+    soundfile.write(tmp_path / "exemplar.wav", noise.astype(np.float32), spectral.SAMPLE_RATE)
+    env = os.environ | {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    for run in ("first, compiling", "second, from the cache"):
+        done = subprocess.run([sys.executable, "-c", _TUNE_TWO_WORKERS, str(tmp_path)], env=env,
+                              capture_output=True, text=True, timeout=600, cwd=evaluate.REPO)
+        assert done.returncode == 0, f"{run}: rc {done.returncode}\n{done.stderr[-2000:]}"
