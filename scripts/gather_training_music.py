@@ -105,6 +105,7 @@ import configparser
 import dataclasses
 import functools
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -939,6 +940,10 @@ def main(argv: list[str] | None = None) -> int:
     for tool in ("dpkg-deb", "dpkg", "tar"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} not found: this script needs a Debian-based system")
+    if importlib.util.find_spec("soundfile") is None and importlib.util.find_spec("librosa") is None:
+        # without either no track has a duration, and every package would be 'no music track found'
+        parser.error("soundfile not found: run with the project's venv (.venv/bin/python, after "
+                     "`make test` or `pip install '.[tune]'`)")
     try:
         ffmpeg = find_ffmpeg(args.ffmpeg)
     except RuntimeError as exc:
