@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -165,14 +166,26 @@ class SoundRow:
     settings: transfer.Settings
 
 
+def sound_rows(table: list[dict]) -> tuple[SoundRow, ...]:
+    """``any.json``'s ``by_sound`` table (dicts of recording, flatness, settings) as rows;
+    ValueError, KeyError or TypeError for a row that is not one."""
+    return tuple(SoundRow(str(r["recording"]), float(r["flatness"]), transfer.Settings(**r["settings"]))
+                 for r in table)
+
+
+def nearest_sound(rows: Iterable[SoundRow], flatness: float) -> SoundRow:
+    """The row whose recording is nearest to ``flatness`` (nats): the one whose settings an
+    exemplar of that flatness takes."""
+    return min(rows, key=lambda r: abs(r.flatness - flatness))
+
+
 @functools.lru_cache(maxsize=4)
 def _any_settings(path: str) -> tuple[transfer.Settings, tuple[SoundRow, ...], dict]:
     """read_settings and the by_sound table, once per file: a server worker calls
     from_exemplar for every job. ModelError naming the file for a corrupt table."""
     settings, meta = read_settings(Path(path))
     try:
-        rows = tuple(SoundRow(str(r["recording"]), float(r["flatness"]), transfer.Settings(**r["settings"]))
-                     for r in meta.get("by_sound", []))
+        rows = sound_rows(meta.get("by_sound", []))
     except (ValueError, KeyError, TypeError) as e:
         raise ModelError(f"{path}: corrupt by_sound table ({type(e).__name__}: {e})") from None
     return settings, rows, meta
@@ -196,7 +209,6 @@ def from_exemplar(samples: np.ndarray, settings_dir: str | Path | None = None) -
         raise InputError("silent", f"The exemplar cannot be used: {e}.") from None
     matched = None
     if rows:
-        flatness = transfer.flatness(analysis)
-        nearest = min(rows, key=lambda r: abs(r.flatness - flatness))
+        nearest = nearest_sound(rows, transfer.flatness(analysis))
         settings, matched = nearest.settings, nearest.recording
     return TextureModel("exemplar", settings, analysis, meta | {"matched": matched})

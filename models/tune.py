@@ -209,18 +209,25 @@ def leave_one_out(table: list[dict], scores: dict[str, dict[str, list[dict]]], g
                   one_for_all: dict) -> list[dict]:
     """How the ``by_sound`` table does on a recording it was not made from: each recording
     of ``table`` scored (recording → window → scores in ``grid`` order) with the setting of
-    its nearest other row by flatness, beside the ``one_for_all`` setting's mean there."""
+    its nearest other row by flatness (``models.nearest_sound``, as a user's exemplar
+    gets it), beside the ``one_for_all`` setting's mean there."""
+    from musicoder import texture as transfer
+
+    from . import nearest_sound, sound_rows
+
+    rows = sound_rows(table)
+    columns = [transfer.Settings(**g) for g in grid]
+    everyone = columns.index(transfer.Settings(**one_for_all))
     checks = []
-    for row in table:
-        nearest = min((r for r in table if r is not row), key=lambda r: abs(r["flatness"] - row["flatness"]))
-        mine = scores[row["recording"]].values()
-        adv = [s[grid.index(nearest["settings"])]["advantage"] for s in mine]
-        content = [s[grid.index(nearest["settings"])]["content"] for s in mine]
-        checks.append({"recording": row["recording"], "nearest": nearest["recording"], "settings": nearest["settings"],
+    for k, row in enumerate(rows):
+        nearest = nearest_sound(rows[:k] + rows[k + 1:], row.flatness)
+        column = columns.index(nearest.settings)
+        mine = list(scores[row.recording].values())
+        adv = [s[column]["advantage"] for s in mine]
+        checks.append({"recording": row.recording, "nearest": nearest.recording, "settings": grid[column],
                        "mean_advantage": round(float(np.mean(adv)), 4), "min_advantage": round(min(adv), 4),
-                       "min_content": round(min(content), 4),
-                       "one_for_all_mean_advantage": round(float(np.mean(
-                           [s[grid.index(one_for_all)]["advantage"] for s in mine])), 4)})
+                       "min_content": round(min(s[column]["content"] for s in mine), 4),
+                       "one_for_all_mean_advantage": round(float(np.mean([s[everyone]["advantage"] for s in mine])), 4)})
     return checks
 
 
