@@ -52,18 +52,19 @@ class Texture:
 TEXTURES: "collections.OrderedDict[str, Texture]" = collections.OrderedDict(
     (t.name, t) for t in (
         Texture("laser", "Laser",
-                ("Your music's bass and lower register (below about 1 kHz) with its rhythm; above it a stream of "
-                 "falling laser zaps, loudest on the music's attacks. The melody's upper partials give way to the "
-                 "zaps (preview: the zaps it takes its sound from)."),
+                ("Your music's bass and lower register (below about 1 kHz) with its rhythm, pulsing harder, as the "
+                 "zaps do; above it a stream of falling laser zaps, loudest on the music's attacks. The melody's "
+                 "upper partials give way to the zaps (preview: the zaps it takes its sound from)."),
                 EXEMPLARS_DIR / "laser.flac"),
         Texture("water", "Water",
-                ("Your music kept below about 3.5 kHz; above it a soft running hiss with short bubbly chirps, thicker "
-                 "on the music's attacks, in place of its own highs (preview: the brook it takes its sound from)."),
+                ("Your music kept below about 3.5 kHz, a little evened out; above it a soft running hiss with short "
+                 "bubbly chirps, thicker on the music's attacks, in place of its own highs (preview: the brook it "
+                 "takes its sound from)."),
                 EXEMPLARS_DIR / "water.flac"),
         Texture("future", "Future",
-                ("Your music kept below about 2 kHz; above it the synth pad's dark, smooth sound: the highs roll off "
-                 "from about 5 kHz, with the pad's swells in place of the music's brightness (preview: the pad it "
-                 "takes its sound from)."),
+                ("Your music kept below about 2 kHz, its swells smoothed toward the pad's; above it the synth pad's "
+                 "dark, smooth sound: the highs roll off from about 5 kHz, with the pad's swells in place of the "
+                 "music's brightness (preview: the pad it takes its sound from)."),
                 EXEMPLARS_DIR / "future.flac"),
     )
 )

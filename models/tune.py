@@ -2,6 +2,7 @@
 
     python -m models.tune [--texture laser|water|future|all] [--music-dir DIR] [--jobs 2]
     python -m models.tune --texture any --exemplars DIR     # a user's exemplar, on DIR's recordings
+    python -m models.tune [--texture ...] --refine          # REFINE's changes on the stored settings
 
 Tuning set: 10 s windows (at 30 s, as ``models.evaluate`` cuts) of every *training*
 package of ``DIR/manifest.json`` (its ``packages`` less its ``val_packages``, tracks in
@@ -28,6 +29,11 @@ of each recording's :func:`~musicoder.texture.flatness` and its own best setting
 exemplar takes its nearest recording's), the one setting best for all of them together for
 comparison, and the table's leave-one-out check (each recording scored with the setting its
 nearest other recording would give it, on the first-stage windows).
+
+``--refine`` does not search the grid again: it starts from the stored settings (each row
+of any.json's table, with ``--texture any``) and tries each change of :data:`REFINE`
+(:data:`ANY_REFINE`) merged onto them, through the same two stages and rule; the better
+setting is stored with a ``refined`` record beside the grid search's.
 """
 from __future__ import annotations
 
@@ -205,26 +211,26 @@ def sound_table(paths: dict[str, Path], best: dict[str, dict]) -> list[dict]:
     return sorted(rows, key=lambda r: -r["flatness"])
 
 
-def leave_one_out(table: list[dict], scores: dict[str, dict[str, list[dict]]], grid: list[dict],
+def leave_one_out(table: list[dict], scores: dict[str, dict[str, list[dict]]], grids: dict[str, list[dict]],
                   one_for_all: dict) -> list[dict]:
     """How the ``by_sound`` table does on a recording it was not made from: each recording
-    of ``table`` scored (recording → window → scores in ``grid`` order) with the setting of
-    its nearest other row by flatness (``models.nearest_sound``, as a user's exemplar
-    gets it), beside the ``one_for_all`` setting's mean there."""
+    of ``table`` scored (recording → window → scores in the order of ``grids[recording]``)
+    with the setting of its nearest other row by flatness (``models.nearest_sound``, as a
+    user's exemplar gets it), beside the ``one_for_all`` setting's mean there."""
     from musicoder import texture as transfer
 
     from . import nearest_sound, sound_rows
 
     rows = sound_rows(table)
-    columns = [transfer.Settings(**g) for g in grid]
-    everyone = columns.index(transfer.Settings(**one_for_all))
     checks = []
     for k, row in enumerate(rows):
         nearest = nearest_sound(rows[:k] + rows[k + 1:], row.flatness)
+        columns = [transfer.Settings(**g) for g in grids[row.recording]]
         column = columns.index(nearest.settings)
+        everyone = columns.index(transfer.Settings(**one_for_all))
         mine = list(scores[row.recording].values())
         adv = [s[column]["advantage"] for s in mine]
-        checks.append({"recording": row.recording, "nearest": nearest.recording, "settings": grid[column],
+        checks.append({"recording": row.recording, "nearest": nearest.recording, "settings": grids[row.recording][column],
                        "mean_advantage": round(float(np.mean(adv)), 4), "min_advantage": round(min(adv), 4),
                        "min_content": round(min(s[column]["content"] for s in mine), 4),
                        "one_for_all_mean_advantage": round(float(np.mean([s[everyone]["advantage"] for s in mine])), 4)})
@@ -282,6 +288,97 @@ def known_scores(raw: Path) -> dict:
     return known
 
 
+# --refine: changes tried on top of the stored settings, each merged onto them. spread_low
+# gives the music below the crossover some of a steady exemplar's steadiness; a blend (every
+# band, light pulls) is what suits a steady tonal recording: on the first-stage windows a
+# drone scored -0.126 (worst -0.518) in place of the highs, +0.152 (+0.099) as the morph
+# reference, and +0.250 (+0.168, content 0.68) blended as the first of BLENDS.
+REFINE = [{"spread_low": v} for v in (0.3, 0.5, 0.7)]
+BLENDS = [{"crossover_hz": 30.0, "keep_low": 1.0, "spread_low": 0.0, **pulls} for pulls in (
+    {"level": 0.2, "spread": 0.8, "keep_high": 0.8, "fine": 0.2},
+    {"level": 0.2, "spread": 1.0, "keep_high": 0.9, "fine": 0.2},
+)]
+ANY_REFINE = REFINE[:2] + BLENDS  # 5 settings x 10 recordings x 14 windows: ~20 min, then the best 2 on all
+
+
+def _unique(settings: list[dict]) -> list[dict]:
+    out = []
+    for g in settings:
+        if g not in out:
+            out.append(g)
+    return out
+
+
+def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], command: str) -> int:
+    """``--refine``: each stored setting (a built-in texture's; with ``--texture any`` each row
+    of any.json's table) against itself with each change of REFINE (ANY_REFINE) merged on,
+    by the same two stages and rule as the tuning; the best is stored, with a ``refined``
+    record beside the tuning record of the grid search it started from. For any.json the
+    leave-one-out check is made again for the new table."""
+    from .data import audio_files
+
+    if a.texture == ANY:
+        path = a.settings_dir / f"{ANY}.json"
+        record = json.loads(path.read_text())
+        files = {p.stem: p for p in audio_files(a.exemplars)}
+        missing = [r["recording"] for r in record["by_sound"] if r["recording"] not in files]
+        if missing:
+            raise SystemExit(f"{a.exemplars}: no recording of {', '.join(missing)} (any.json's table names them)")
+        stored = {r["recording"]: r["settings"] for r in record["by_sound"]}
+        sources = {name: files[name] for name in stored}
+        changes, bar = ANY_REFINE, ANY_BAR
+    else:
+        textures = list(TEXTURES) if a.texture == "all" else [a.texture]
+        records = {t: json.loads((a.settings_dir / f"{t}.json").read_text()) for t in textures}
+        stored = {t: records[t]["settings"] for t in textures}
+        sources = {t: TEXTURES[t].exemplar_path for t in textures}
+        changes, bar = REFINE, BAR
+    grids = {t: _unique([g, *({**g, **c} for c in changes)]) for t, g in stored.items()}
+    stage1 = judge_all(sources, first, grids, a.jobs, "refine, first stage")
+    shortlists = {t: [r["settings"] for r in choose(stage1[t], grids[t], bar)[:a.shortlist]] for t in sources}
+    stage2 = judge_all(sources, rest, shortlists, a.jobs, "refine, second stage") if rest else {t: {} for t in sources}
+    ranked = {t: choose({name: [scores[grids[t].index(g)] for g in shortlists[t]] for name, scores in stage1[t].items()}
+                        | stage2[t], shortlists[t], bar) for t in sources}
+    today = datetime.date.today().isoformat()
+    for t in sources:
+        best = ranked[t][0]
+        print(f"{t}: {best['settings']} mean {best['mean_advantage']:+.3f} worst {best['min_advantage']:+.3f} "
+              f"min content {best['min_content']:.3f}" + ("" if best["settings"] != stored[t] else " (unchanged)"))
+    refined = {"command": command, "date": today, "changes": changes, "windows": len(first) + len(rest),
+               "rule": "the tuning's, over the stored setting and each change merged onto it",
+               "from": stored, "top": {t: ranked[t][:3] for t in sources}}
+    if a.texture != ANY:
+        for t, record in records.items():
+            if ranked[t][0]["settings"] != stored[t]:
+                record.pop("validation", None)
+            record["settings"] = ranked[t][0]["settings"]
+            record["tuning"]["refined"] = refined | {"from": stored[t], "top": ranked[t][:3]}
+            (a.settings_dir / f"{t}.json").write_text(json.dumps(record, indent=2) + "\n")
+        return 0
+    for row in record["by_sound"]:
+        row.update(ranked[row["recording"]][0])
+    if any(ranked[t][0]["settings"] != stored[t] for t in sources):
+        record.pop("validation", None)
+    # the check of the new table: each recording with its nearest other row's setting and
+    # the one-for-all setting, on the first-stage windows (what it already converted is reused)
+    from . import nearest_sound, sound_rows
+
+    rows = sound_rows(record["by_sound"])
+    by_name = {r["recording"]: r["settings"] for r in record["by_sound"]}
+    loo_grids = {r.recording: _unique([by_name[nearest_sound([o for o in rows if o is not r], r.flatness).recording],
+                                       record["settings"]]) for r in rows}
+    known = {(t, name, json.dumps(g, sort_keys=True)): scores[i]
+             for t in sources for name, scores in stage1[t].items() for i, g in enumerate(grids[t])}
+    loo_scores = judge_all(sources, first, loo_grids, a.jobs, "leave-one-out", known)
+    record["tuning"]["leave_one_out"] = leave_one_out(record["by_sound"], loo_scores, loo_grids, record["settings"])
+    record["tuning"]["refined"] = refined
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    for check in record["tuning"]["leave_one_out"]:
+        print(f"    {check['recording']:<14} left out, {check['nearest']}'s: mean {check['mean_advantage']:+.3f} "
+              f"worst {check['min_advantage']:+.3f} (one setting for all: {check['one_for_all_mean_advantage']:+.3f})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.tune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all", ANY])
@@ -296,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw", type=Path, metavar="PATH", help="also write every setting's scores on every window")
     ap.add_argument("--resume", type=Path, action="append", default=[], metavar="RAW",
                     help="reuse the scores of an earlier run's --raw file (the engine unchanged since)")
+    ap.add_argument("--refine", action="store_true",
+                    help="try REFINE's changes (ANY_REFINE's for any) on the stored settings instead of the grid")
     a = ap.parse_args(argv)
     textures = list(TEXTURES) if a.texture == "all" else [] if a.texture == ANY else [a.texture]
     if a.texture == ANY and not a.exemplars:
@@ -319,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     first = tuning_clips(a.music_dir)
     names = {evaluate.clip_name(c) for c in first}
     rest = [c for c in tuning_clips(a.music_dir, a.per_package) if evaluate.clip_name(c) not in names]
+    command = "python -m models.tune " + " ".join(argv if argv is not None else sys.argv[1:])
+    if a.refine:
+        return refine(a, first, rest, command.strip())
     print(f"tuning on {len(first)} + {len(rest)} windows of training packages ({', '.join(c.package for c in first)}), "
           f"{len(GRID)} settings per built-in exemplar, {len(ANY_GRID)} per recording, then the best {a.shortlist} "
           f"({', '.join(sources)})", file=sys.stderr)
@@ -344,7 +446,6 @@ def main(argv: list[str] | None = None) -> int:
     # every window's scores of each source's wanted settings
     both = {t: {name: [scores[grids[t].index(g)] for g in wanted[t]] for name, scores in stage1[t].items()} | stage2[t]
             for t in sources}
-    command = "python -m models.tune " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.raw:
         a.raw.write_text(json.dumps({"grids": grids, "first_stage": stage1, "shortlists": wanted,
                                      "all_windows": both}) + "\n")
@@ -359,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         if target == ANY:
             by_sound = sound_table({t.removeprefix(ANY + ":"): p for t, p in recordings.items()},
                                    {t.removeprefix(ANY + ":"): ranked[t][0] for t in recordings})
-            loo = leave_one_out(by_sound, {t.removeprefix(ANY + ":"): stage1[t] for t in recordings}, ANY_GRID,
+            loo = leave_one_out(by_sound, {t.removeprefix(ANY + ":"): stage1[t] for t in recordings},
+                                {t.removeprefix(ANY + ":"): ANY_GRID for t in recordings},
                                 ranked[ANY][0]["settings"])
         best = ranked[target][0]
         path = write_settings(target, ranked[target], first + rest, per_clip[target], shortlists[target], bars[target],

@@ -42,11 +42,16 @@ class Settings:
     """How far a conversion moves toward its exemplar (each weight 0..1).
 
     crossover_hz: above it the exemplar's fine structure and band statistics; below it the
-      music's. keep_low / keep_high: share of the music's own normalised band dynamics
-      below / above the crossover (1 keeps them, 0 takes the exemplar's, placed on the
-      music's onsets). spread: how far band spreads above the crossover move to the
-      exemplar's. level: the same for band levels. fine: share of the exemplar's fine
-      structure above the crossover (0 keeps the music's).
+      music's. At or below BAND_LO_HZ every band is above it: a blend of the whole
+      spectrum, which suits a steady tonal exemplar (a hum, a drone) better than
+      replacing the highs. keep_low / keep_high: share of the music's own normalised band
+      dynamics below / above the crossover (1 keeps them, 0 takes the exemplar's, placed
+      on the music's onsets). spread / spread_low: how far band spreads above / below the
+      crossover move to the exemplar's (below it, toward a steady exemplar, that compresses
+      each band's dynamics: a share keeps the melody, all of it loses which band sounds
+      when). level: how far band levels above the crossover
+      move. fine: share of the exemplar's fine structure above the crossover (0 keeps the
+      music's).
     """
 
     crossover_hz: float
@@ -55,9 +60,10 @@ class Settings:
     spread: float = 1.0
     level: float = 1.0
     fine: float = 1.0
+    spread_low: float = 0.0
 
     def __post_init__(self):
-        for name in ("keep_low", "keep_high", "spread", "level", "fine"):
+        for name in ("keep_low", "keep_high", "spread", "level", "fine", "spread_low"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")
         if not self.crossover_hz > 0:
@@ -182,7 +188,7 @@ def make_transform(exemplar: ExemplarAnalysis, settings: Settings):
     low = (centres < settings.crossover_hz)[:, None]
     keep = np.where(low, settings.keep_low, settings.keep_high)
     level = np.where(low, 0.0, settings.level)
-    spread = np.where(low, 0.0, settings.spread)
+    spread = np.where(low, settings.spread_low, settings.spread)
     high_bins = np.flatnonzero(np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE) >= settings.crossover_hz)
     w_high = np.ascontiguousarray(w.T[high_bins])
     env_s = exemplar.envelopes

@@ -167,11 +167,68 @@ def test_the_by_sound_table_is_checked_on_recordings_it_was_not_made_from():
     scores = {"hiss": {"w": [{"advantage": 0.2, "content": 0.9}, {"advantage": 0.0, "content": 0.9}]},
               "steam": {"w": [{"advantage": 0.1, "content": 0.8}, {"advantage": 0.3, "content": 0.9}]},
               "hum": {"w": [{"advantage": -0.1, "content": 0.9}, {"advantage": 0.05, "content": 0.7}]}}
-    checks = {c["recording"]: c for c in tune.leave_one_out(table, scores, grid, one_for_all=grid[1])}
+    checks = {c["recording"]: c for c in tune.leave_one_out(table, scores, {r: grid for r in scores}, one_for_all=grid[1])}
     assert checks["hiss"]["nearest"] == "steam" and checks["hiss"]["mean_advantage"] == 0.2
     assert checks["steam"]["nearest"] == "hiss" and checks["steam"]["one_for_all_mean_advantage"] == 0.3
     # the hum's nearest other row is a hiss's: it is scored with that setting, not its own
     assert checks["hum"]["nearest"] == "steam" and checks["hum"]["mean_advantage"] == -0.1
+
+
+def test_refine_stores_the_best_of_the_stored_setting_and_each_change(tmp_path, monkeypatch):
+    """--refine on a faked judge whose scores are known: the winning change is stored (and a
+    validation record of the old setting dropped), a change that loses is not, and any.json's
+    rows and its leave-one-out check are made anew."""
+    import shutil
+    from pathlib import Path
+
+    import models
+    from models import tune
+
+    settings_dir = tmp_path / "settings"
+    shutil.copytree(models.SETTINGS_DIR, settings_dir)
+    water = json.loads((settings_dir / "water.json").read_text())
+    water["settings"].pop("spread_low", None)  # as the grid search leaves it
+    water["validation"] = {"old": True}
+    (settings_dir / "water.json").write_text(json.dumps(water))
+
+    def fake_clips(music_dir, per_package=1):
+        return [evaluate.ValClip(Path(f"p{k}__t{j}.ogg"), f"p{k}", "style", 30.0)
+                for k in range(4) for j in range(per_package)]
+
+    def fake_judge(sources, clips, settings, jobs, desc, known=None):
+        # water likes spread_low 0.5 best; a recording named *hum likes the blend, others nothing new
+        def adv(t, g):
+            if t == "water":
+                return 0.2 - abs(g.get("spread_low", 0.0) - 0.5)
+            return 0.3 if (g["crossover_hz"] < 100) == t.endswith("hum") else 0.0
+        return {t: {evaluate.clip_name(c): [{"advantage": adv(t, g), "content": 0.9} for g in settings[t]]
+                    for c in clips} for t in sources}
+
+    monkeypatch.setattr(tune, "tuning_clips", fake_clips)
+    monkeypatch.setattr(tune, "judge_all", fake_judge)
+    assert tune.main(["--texture", "water", "--refine", "--settings-dir", str(settings_dir)]) == 0
+    water = json.loads((settings_dir / "water.json").read_text())
+    assert water["settings"]["spread_low"] == 0.5 and "validation" not in water
+    assert water["tuning"]["refined"]["windows"] == 12 and water["tuning"]["grid"]  # the grid search's record stays
+
+    rows = json.loads((settings_dir / "any.json").read_text())["by_sound"]
+    exemplars = tmp_path / "exemplars"
+    exemplars.mkdir()
+    for r in rows:
+        (exemplars / f"{r['recording']}.wav").touch()
+    assert tune.main(["--texture", "any", "--exemplars", str(exemplars), "--refine",
+                      "--settings-dir", str(settings_dir)]) == 0
+    record = json.loads((settings_dir / "any.json").read_text())
+    for old, new in zip(rows, record["by_sound"]):
+        if old["recording"].endswith("hum"):
+            assert new["settings"] in tune.BLENDS and new["mean_advantage"] == 0.3
+        else:
+            assert new["settings"] == old["settings"]
+    checks = record["tuning"]["leave_one_out"]
+    assert len(checks) == len(rows) and {c["recording"] for c in checks} == {r["recording"] for r in rows}
+    (exemplars / f"{rows[0]['recording']}.wav").unlink()
+    with pytest.raises(SystemExit, match=rows[0]["recording"]):
+        tune.main(["--texture", "any", "--exemplars", str(exemplars), "--refine", "--settings-dir", str(settings_dir)])
 
 
 def test_the_sound_table_orders_recordings_from_hiss_to_hum_and_resume_reads_both_raw_formats(tmp_path):

@@ -74,6 +74,41 @@ def test_below_the_crossover_the_music_is_kept_and_above_it_moves():
     assert np.abs(out[high] - x[high]).mean() > 1.0
 
 
+def hum(seconds: float = 3.0) -> np.ndarray:
+    """A steady tonal exemplar: 330 Hz with 6 partials, constant level. (n,) float32."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.1 * sum(np.sin(2 * np.pi * 330.0 * h * t) / h for h in range(1, 7))).astype(np.float32)
+
+
+def test_spread_low_compresses_the_music_below_the_crossover_toward_a_steady_exemplar():
+    x = log_mag(notes())
+    ex = tx.analyse_exemplar(hum())
+    _, centres = tx.filterbank()
+    loud = (centres > 150.0) & (centres < 1000.0)  # bands the notes fill, under the crossover
+    playing = slice(frame(MUSIC_ONSETS_S[0]), None)
+    spreads, pitch_kept = [], []
+    for spread_low in (0.0, 0.3, 1.0):
+        out = tx.make_transform(ex, tx.Settings(crossover_hz=3000.0, spread_low=spread_low))(x)
+        spreads.append(tx.band_envelopes(out)[loud].std(axis=1).mean())
+        # the share of frames whose strongest partial is still the music's
+        pitch_kept.append(np.mean(out[:100, playing].argmax(axis=0) == x[:100, playing].argmax(axis=0)))
+    assert spreads[0] == pytest.approx(tx.band_envelopes(x)[loud].std(axis=1).mean(), rel=0.01)
+    assert spreads[0] > 1.3 * spreads[1] and spreads[1] > 3 * spreads[2]
+    # a light share keeps the melody; all of it makes each band as steady as the hum, and
+    # which band sounds when, much of the melody at this resolution, is lost (tuning weighs it)
+    assert pitch_kept[0] == 1.0 and pitch_kept[1] > 0.95 and pitch_kept[2] < 0.5
+
+
+def test_a_crossover_at_the_lowest_band_blends_every_band():
+    x = log_mag(notes())
+    settings = tx.Settings(crossover_hz=tx.BAND_LO_HZ, keep_high=0.7, spread=0.3, level=0.2, fine=0.3)
+    out = tx.make_transform(tx.analyse_exemplar(hum()), settings)(x)
+    freqs = np.fft.rfftfreq(spectral.N_FFT, 1 / RATE)
+    for lo, hi in ((60.0, 500.0), (500.0, 2000.0)):  # where the notes and the hum are
+        rows = (freqs >= lo) & (freqs < hi)
+        assert np.abs(out[rows] - x[rows]).mean() > 0.3, (lo, hi)
+
+
 def test_the_transfer_follows_the_music_level():
     transform = tx.make_transform(tx.analyse_exemplar(zaps()), tx.Settings(crossover_hz=1500.0, keep_high=0.3))
     x = log_mag(notes())

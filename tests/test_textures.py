@@ -113,8 +113,10 @@ def lowpass(y: np.ndarray, hz: float) -> np.ndarray:
 
 
 def test_output_keeps_the_music(converted):
-    # Below its crossover a texture keeps the music's fine structure, so its pitch: the
-    # chroma there must stay (on both songs). Over the whole band the real song must stay
+    # Below its crossover a texture keeps the music's fine structure, so its pitch, and moves
+    # only its band dynamics part way (spread_low: laser's 0.7 costs the synthetic song's
+    # chroma there 0.975 -> 0.86): the chroma there must stay (on both songs); an engine
+    # that put the exemplar's pitch there would fall far below. Over the whole band the real song must stay
     # recognisable too; on the synthetic song, with few partials, the exemplar's pitched
     # events above the crossover can outweigh them in a full-band chroma, so there only
     # the part below the crossover is the claim.
@@ -122,7 +124,7 @@ def test_output_keeps_the_music(converted):
     below = models.load(name).settings.crossover_hz / 1.25  # a band's width under the crossover
     for song, (x, y, _) in runs.items():
         kept = chroma_similarity(lowpass(x, below), lowpass(y, below))
-        assert kept > 0.9, f"{name} on the {song} song: chroma below {below:.0f} Hz {kept:.2f}"
+        assert kept > 0.8, f"{name} on the {song} song: chroma below {below:.0f} Hz {kept:.2f}"
     x, y, _ = runs["demo"]
     assert chroma_similarity(x, y) > 0.5, f"{name} on the demo song: chroma {chroma_similarity(x, y):.2f}"
 
