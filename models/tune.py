@@ -141,6 +141,41 @@ def judge_grid(exemplar_path: Path, clip: evaluate.ValClip, settings: list[dict]
     return scores
 
 
+def windows(targets: dict[str, list[str]], target: str, results: dict, columns: dict[str, list[dict]],
+            settings: list[dict]) -> dict:
+    """window → the scores of ``settings`` there, for what ``target`` is tuned from (the
+    sources ``targets[target]``); results hold each source's scores in the order of
+    ``columns[source]``. any.json's one setting is tuned from several recordings: its windows
+    are named recording/window (``choose`` judges each recording)."""
+    return {(f"{t.removeprefix(ANY + ':')}/{name}" if target == ANY else name):
+            [scores[columns[t].index(g)] for g in settings] for t in targets[target] for name, scores in results[t].items()}
+
+
+def two_stages(sources: dict[str, Path], grids: dict[str, list[dict]], targets: dict[str, list[str]],
+               target_grid: dict[str, list[dict]], bars: dict[str, tuple[float, float]],
+               first: list[evaluate.ValClip], rest: list[evaluate.ValClip], shortlist: int, jobs: int,
+               known: dict | None = None, label: str = "") -> dict:
+    """The tuning's search: every source converts its grid on the ``first`` windows; each
+    target (tuned from the sources ``targets[target]``, choosing from ``target_grid[target]``
+    toward ``bars[target]``) keeps its ``shortlist`` best, which then convert the ``rest``.
+    Returns stage1 (source → window → scores in grid order), shortlists (target → settings),
+    wanted (source → what it converted in the second stage), both (source → every window's
+    scores of ``wanted``), per_clip and ranked (target → ``choose``'s rows over all windows)."""
+    stage1 = judge_all(sources, first, grids, jobs, f"{label}first stage", known)
+    shortlists = {target: [r["settings"] for r in choose(windows(targets, target, stage1, grids, target_grid[target]),
+                                                         target_grid[target], bars[target])[:shortlist]]
+                  for target in targets}
+    # a source converts the union of the shortlists of what it is tuned for, in its grid's order
+    wanted = {t: [g for g in grids[t] if any(g in shortlists[x] for x in targets if t in targets[x])] for t in sources}
+    stage2 = judge_all(sources, rest, wanted, jobs, f"{label}second stage", known) if rest else {t: {} for t in sources}
+    both = {t: {name: [scores[grids[t].index(g)] for g in wanted[t]] for name, scores in stage1[t].items()} | stage2[t]
+            for t in sources}
+    per_clip = {target: windows(targets, target, both, wanted, shortlists[target]) for target in targets}
+    ranked = {target: choose(per_clip[target], shortlists[target], bars[target]) for target in targets}
+    return {"stage1": stage1, "shortlists": shortlists, "wanted": wanted, "both": both, "per_clip": per_clip,
+            "ranked": ranked}
+
+
 def choose(per_clip: dict[str, list[dict]], settings: list[dict] = GRID, bar: tuple[float, float] = BAR) -> list[dict]:
     """``settings`` (default GRID) with their summary over the windows, best
     :func:`objective` toward ``bar`` first. per_clip: window name → scores in the order of
@@ -211,6 +246,16 @@ def sound_table(paths: dict[str, Path], best: dict[str, dict]) -> list[dict]:
     return sorted(rows, key=lambda r: -r["flatness"])
 
 
+def nearest_others(table: list[dict]) -> dict[str, dict]:
+    """recording → the row of ``table`` (any.json's ``by_sound``) nearest to it by flatness
+    among the others (``models.nearest_sound``): whose setting it gets when left out."""
+    from . import nearest_sound, sound_rows
+
+    rows = sound_rows(table)
+    return {row.recording: table[rows.index(nearest_sound(rows[:k] + rows[k + 1:], row.flatness))]
+            for k, row in enumerate(rows)}
+
+
 def leave_one_out(table: list[dict], scores: dict[str, dict[str, list[dict]]], grids: dict[str, list[dict]],
                   one_for_all: dict) -> list[dict]:
     """How the ``by_sound`` table does on a recording it was not made from: each recording
@@ -219,22 +264,23 @@ def leave_one_out(table: list[dict], scores: dict[str, dict[str, list[dict]]], g
     user's exemplar gets it), beside the ``one_for_all`` setting's mean there."""
     from musicoder import texture as transfer
 
-    from . import nearest_sound, sound_rows
-
-    rows = sound_rows(table)
     checks = []
-    for k, row in enumerate(rows):
-        nearest = nearest_sound(rows[:k] + rows[k + 1:], row.flatness)
-        columns = [transfer.Settings(**g) for g in grids[row.recording]]
-        column = columns.index(nearest.settings)
+    for recording, nearest in nearest_others(table).items():
+        columns = [transfer.Settings(**g) for g in grids[recording]]
+        column = columns.index(transfer.Settings(**nearest["settings"]))
         everyone = columns.index(transfer.Settings(**one_for_all))
-        mine = list(scores[row.recording].values())
+        mine = list(scores[recording].values())
         adv = [s[column]["advantage"] for s in mine]
-        checks.append({"recording": row.recording, "nearest": nearest.recording, "settings": grids[row.recording][column],
+        checks.append({"recording": recording, "nearest": nearest["recording"], "settings": grids[recording][column],
                        "mean_advantage": round(float(np.mean(adv)), 4), "min_advantage": round(min(adv), 4),
                        "min_content": round(min(s[column]["content"] for s in mine), 4),
                        "one_for_all_mean_advantage": round(float(np.mean([s[everyone]["advantage"] for s in mine])), 4)})
     return checks
+
+
+def score_key(source: str, window: str, setting: dict) -> tuple[str, str, str]:
+    """What a judged conversion is known by across runs (``judge_all``'s ``known``)."""
+    return source, window, json.dumps(setting, sort_keys=True)
 
 
 def judge_all(sources: dict[str, Path], clips: list[evaluate.ValClip], settings: dict[str, list[dict]],
@@ -246,10 +292,7 @@ def judge_all(sources: dict[str, Path], clips: list[evaluate.ValClip], settings:
 
     known = dict(known or {})
     evaluate.judge_module()  # the judge compiles here, not in two workers at once
-
-    def key(t, name, g):
-        return t, name, json.dumps(g, sort_keys=True)
-
+    key = score_key
     results: dict[str, dict[str, list[dict]]] = {t: {} for t in sources}
     with concurrent.futures.ProcessPoolExecutor(jobs) as pool, \
             tqdm(total=len(sources) * len(clips), desc=desc, file=sys.stderr) as bar:
@@ -281,10 +324,10 @@ def known_scores(raw: Path) -> dict:
     known = {}
     for t, per_window in d["first_stage"].items():
         for name, scores in per_window.items():
-            known |= {(t, name, json.dumps(g, sort_keys=True)): s for g, s in zip(grids[t], scores)}
+            known |= {score_key(t, name, g): s for g, s in zip(grids[t], scores)}
     for t, per_window in d["all_windows"].items():
         for name, scores in per_window.items():
-            known |= {(t, name, json.dumps(g, sort_keys=True)): s for g, s in zip(d["shortlists"][t], scores)}
+            known |= {score_key(t, name, g): s for g, s in zip(d["shortlists"][t], scores)}
     return known
 
 
@@ -334,11 +377,9 @@ def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], comma
         sources = {t: TEXTURES[t].exemplar_path for t in textures}
         changes, bar = REFINE, BAR
     grids = {t: _unique([g, *({**g, **c} for c in changes)]) for t, g in stored.items()}
-    stage1 = judge_all(sources, first, grids, a.jobs, "refine, first stage")
-    shortlists = {t: [r["settings"] for r in choose(stage1[t], grids[t], bar)[:a.shortlist]] for t in sources}
-    stage2 = judge_all(sources, rest, shortlists, a.jobs, "refine, second stage") if rest else {t: {} for t in sources}
-    ranked = {t: choose({name: [scores[grids[t].index(g)] for g in shortlists[t]] for name, scores in stage1[t].items()}
-                        | stage2[t], shortlists[t], bar) for t in sources}
+    search = two_stages(sources, grids, {t: [t] for t in sources}, grids, {t: bar for t in sources}, first, rest,
+                        a.shortlist, a.jobs, label="refine, ")
+    stage1, ranked = search["stage1"], search["ranked"]
     today = datetime.date.today().isoformat()
     for t in sources:
         best = ranked[t][0]
@@ -361,13 +402,9 @@ def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], comma
         record.pop("validation", None)
     # the check of the new table: each recording with its nearest other row's setting and
     # the one-for-all setting, on the first-stage windows (what it already converted is reused)
-    from . import nearest_sound, sound_rows
-
-    rows = sound_rows(record["by_sound"])
-    by_name = {r["recording"]: r["settings"] for r in record["by_sound"]}
-    loo_grids = {r.recording: _unique([by_name[nearest_sound([o for o in rows if o is not r], r.flatness).recording],
-                                       record["settings"]]) for r in rows}
-    known = {(t, name, json.dumps(g, sort_keys=True)): scores[i]
+    loo_grids = {recording: _unique([nearest["settings"], record["settings"]])
+                 for recording, nearest in nearest_others(record["by_sound"]).items()}
+    known = {score_key(t, name, g): scores[i]
              for t in sources for name, scores in stage1[t].items() for i, g in enumerate(grids[t])}
     loo_scores = judge_all(sources, first, loo_grids, a.jobs, "leave-one-out", known)
     record["tuning"]["leave_one_out"] = leave_one_out(record["by_sound"], loo_scores, loo_grids, record["settings"])
@@ -426,33 +463,14 @@ def main(argv: list[str] | None = None) -> int:
           f"({', '.join(sources)})", file=sys.stderr)
     t0 = time.perf_counter()
 
-    def windows(target: str, results: dict, columns: dict[str, list[dict]], settings: list[dict]) -> dict:
-        """window → the scores of ``settings`` there, for what ``target`` is tuned from; results
-        hold each source's scores in the order of ``columns[source]``. any.json's windows are
-        named recording/window (``choose`` judges each recording)."""
-        return {(f"{t.removeprefix(ANY + ':')}/{name}" if target == ANY else name):
-                [scores[columns[t].index(g)] for g in settings] for t in targets[target] for name, scores in results[t].items()}
-
     known = {}
     for raw in a.resume:
         known |= known_scores(raw)
-    stage1 = judge_all(sources, first, grids, a.jobs, "first stage", known)
-    shortlists = {target: [r["settings"] for r in choose(windows(target, stage1, grids, target_grid[target]),
-                                                         target_grid[target], bars[target])[:a.shortlist]]
-                  for target in targets}
-    # a source converts the union of the shortlists of what it is tuned for, in its grid's order
-    wanted = {t: [g for g in grids[t] if any(g in shortlists[x] for x in targets if t in targets[x])] for t in sources}
-    stage2 = judge_all(sources, rest, wanted, a.jobs, "second stage", known) if rest else {t: {} for t in sources}
-    # every window's scores of each source's wanted settings
-    both = {t: {name: [scores[grids[t].index(g)] for g in wanted[t]] for name, scores in stage1[t].items()} | stage2[t]
-            for t in sources}
+    search = two_stages(sources, grids, targets, target_grid, bars, first, rest, a.shortlist, a.jobs, known)
+    stage1, shortlists, ranked, per_clip = search["stage1"], search["shortlists"], search["ranked"], search["per_clip"]
     if a.raw:
-        a.raw.write_text(json.dumps({"grids": grids, "first_stage": stage1, "shortlists": wanted,
-                                     "all_windows": both}) + "\n")
-    ranked, per_clip = {}, {}
-    for target in targets:
-        per_clip[target] = windows(target, both, wanted, shortlists[target])
-        ranked[target] = choose(per_clip[target], shortlists[target], bars[target])
+        a.raw.write_text(json.dumps({"grids": grids, "first_stage": stage1, "shortlists": search["wanted"],
+                                     "all_windows": search["both"]}) + "\n")
     for target in targets:
         if target in recordings:
             continue  # a row of any.json's table, written below

@@ -49,9 +49,8 @@ class Settings:
       on the music's onsets). spread / spread_low: how far band spreads above / below the
       crossover move to the exemplar's (below it, toward a steady exemplar, that compresses
       each band's dynamics: a share keeps the melody, all of it loses which band sounds
-      when). level: how far band levels above the crossover
-      move. fine: share of the exemplar's fine structure above the crossover (0 keeps the
-      music's).
+      when). level: how far band levels above the crossover move. fine: share of the
+      exemplar's fine structure above the crossover (0 keeps the music's).
     """
 
     crossover_hz: float
