@@ -32,7 +32,7 @@ nearest other recording would give it, on the first-stage windows).
 
 ``--refine`` does not search the grid again: it starts from the stored settings (each row
 of any.json's table, with ``--texture any``) and tries each change of :data:`REFINE`
-(:data:`ANY_REFINE`) merged onto them, through the same two stages and rule; the better
+(:func:`any_changes`: the blends only for a tonal row) merged onto them, through the same two stages and rule; the better
 setting is stored with a ``refined`` record beside the grid search's.
 """
 from __future__ import annotations
@@ -341,7 +341,19 @@ BLENDS = [{"crossover_hz": 30.0, "keep_low": 1.0, "spread_low": 0.0, **pulls} fo
     {"level": 0.2, "spread": 0.8, "keep_high": 0.8, "fine": 0.2},
     {"level": 0.2, "spread": 1.0, "keep_high": 0.9, "fine": 0.2},
 )]
-ANY_REFINE = REFINE[:2] + BLENDS  # 5 settings x 10 recordings x 14 windows: ~20 min, then the best 2 on all
+# The blends are offered only to tonal rows (flatness below TONAL_FLATNESS, between the
+# tractor beam's -6.4 and the bell's -8.1): on a noisy row the blend can win by a few
+# hundredths on the tuning windows (the clock's, +0.219 against +0.160) and then, passed on
+# by flatness to held-out engine, machine and tabla recordings, cost them the floor (machine
+# -0.133) and the content (tabla 0.53), where the clock's unblended row had kept both.
+TONAL_FLATNESS = -7.0
+
+
+def any_changes(flatness: float) -> list[dict]:
+    """The changes --refine tries on a row of any.json's table whose recording has this
+    flatness (nats, see musicoder.texture.flatness): spread_low 0.3 and 0.5 on every row,
+    and the BLENDS on a tonal one."""
+    return REFINE[:2] + (BLENDS if flatness < TONAL_FLATNESS else [])
 
 
 def _unique(settings: list[dict]) -> list[dict]:
@@ -354,7 +366,7 @@ def _unique(settings: list[dict]) -> list[dict]:
 
 def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], command: str) -> int:
     """``--refine``: each stored setting (a built-in texture's; with ``--texture any`` each row
-    of any.json's table) against itself with each change of REFINE (ANY_REFINE) merged on,
+    of any.json's table) against itself with each change of REFINE (any_changes) merged on,
     by the same two stages and rule as the tuning; the best is stored, with a ``refined``
     record beside the tuning record of the grid search it started from. For any.json the
     leave-one-out check is made again for the new table."""
@@ -369,14 +381,15 @@ def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], comma
             raise SystemExit(f"{a.exemplars}: no recording of {', '.join(missing)} (any.json's table names them)")
         stored = {r["recording"]: r["settings"] for r in record["by_sound"]}
         sources = {name: files[name] for name in stored}
-        changes, bar = ANY_REFINE, ANY_BAR
+        changes = {r["recording"]: any_changes(r["flatness"]) for r in record["by_sound"]}
+        bar = ANY_BAR
     else:
         textures = list(TEXTURES) if a.texture == "all" else [a.texture]
         records = {t: json.loads((a.settings_dir / f"{t}.json").read_text()) for t in textures}
         stored = {t: records[t]["settings"] for t in textures}
         sources = {t: TEXTURES[t].exemplar_path for t in textures}
-        changes, bar = REFINE, BAR
-    grids = {t: _unique([g, *({**g, **c} for c in changes)]) for t, g in stored.items()}
+        changes, bar = {t: REFINE for t in textures}, BAR
+    grids = {t: _unique([g, *({**g, **c} for c in changes[t])]) for t, g in stored.items()}
     search = two_stages(sources, grids, {t: [t] for t in sources}, grids, {t: bar for t in sources}, first, rest,
                         a.shortlist, a.jobs, label="refine, ")
     stage1, ranked = search["stage1"], search["ranked"]
@@ -393,7 +406,7 @@ def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], comma
             if ranked[t][0]["settings"] != stored[t]:
                 record.pop("validation", None)
             record["settings"] = ranked[t][0]["settings"]
-            record["tuning"]["refined"] = refined | {"from": stored[t], "top": ranked[t][:3]}
+            record["tuning"]["refined"] = refined | {"changes": changes[t], "from": stored[t], "top": ranked[t][:3]}
             (a.settings_dir / f"{t}.json").write_text(json.dumps(record, indent=2) + "\n")
         return 0
     for row in record["by_sound"]:
@@ -431,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", type=Path, action="append", default=[], metavar="RAW",
                     help="reuse the scores of an earlier run's --raw file (the engine unchanged since)")
     ap.add_argument("--refine", action="store_true",
-                    help="try REFINE's changes (ANY_REFINE's for any) on the stored settings instead of the grid")
+                    help="try REFINE's changes (any_changes' for any) on the stored settings instead of the grid")
     a = ap.parse_args(argv)
     textures = list(TEXTURES) if a.texture == "all" else [] if a.texture == ANY else [a.texture]
     if a.texture == ANY and not a.exemplars:

@@ -196,11 +196,12 @@ def test_refine_stores_the_best_of_the_stored_setting_and_each_change(tmp_path, 
                 for k in range(4) for j in range(per_package)]
 
     def fake_judge(sources, clips, settings, jobs, desc, known=None):
-        # water likes spread_low 0.5 best; a recording named *hum likes the blend, others nothing new
+        # water likes spread_low 0.5 best; a recording named *hum (tonal) and the clock (not
+        # tonal: the blend is never offered to it) like the blend, others nothing new
         def adv(t, g):
             if t == "water":
                 return 0.2 - abs(g.get("spread_low", 0.0) - 0.5)
-            return 0.3 if (g["crossover_hz"] < 100) == t.endswith("hum") else 0.0
+            return 0.3 if (g["crossover_hz"] < 100) == (t.endswith("hum") or t == "clock") else 0.0
         return {t: {evaluate.clip_name(c): [{"advantage": adv(t, g), "content": 0.9} for g in settings[t]]
                     for c in clips} for t in sources}
 
@@ -224,11 +225,26 @@ def test_refine_stores_the_best_of_the_stored_setting_and_each_change(tmp_path, 
             assert new["settings"] in tune.BLENDS and new["mean_advantage"] == 0.3
         else:
             assert new["settings"] == old["settings"]
+    assert rows[[r["recording"] for r in rows].index("clock")]["flatness"] > tune.TONAL_FLATNESS
+    changes = record["tuning"]["refined"]["changes"]
+    assert all(b in changes["haunted_hum"] for b in tune.BLENDS) and not any(b in changes["clock"] for b in tune.BLENDS)
     checks = record["tuning"]["leave_one_out"]
     assert len(checks) == len(rows) and {c["recording"] for c in checks} == {r["recording"] for r in rows}
     (exemplars / f"{rows[0]['recording']}.wav").unlink()
     with pytest.raises(SystemExit, match=rows[0]["recording"]):
         tune.main(["--texture", "any", "--exemplars", str(exemplars), "--refine", "--settings-dir", str(settings_dir)])
+
+
+def test_the_shipped_table_blends_only_tonal_rows():
+    """any.json as --refine left it: the blends were offered to the tonal rows alone, and the
+    drone's row took one."""
+    import models
+    from models import tune
+
+    rows = json.loads((models.SETTINGS_DIR / "any.json").read_text())["by_sound"]
+    blended = {r["recording"] for r in rows if r["settings"]["crossover_hz"] < 100}
+    assert "drone" in blended
+    assert all(r["flatness"] < tune.TONAL_FLATNESS for r in rows if r["recording"] in blended)
 
 
 def test_the_sound_table_orders_recordings_from_hiss_to_hum_and_resume_reads_both_raw_formats(tmp_path):
