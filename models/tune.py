@@ -32,8 +32,9 @@ nearest other recording would give it, on the first-stage windows).
 
 ``--refine`` does not search the grid again: it starts from the stored settings (each row
 of any.json's table, with ``--texture any``) and tries each change of :data:`REFINE`
-(:func:`any_changes`: the blends only for a tonal row) merged onto them, through the same two stages and rule; the better
-setting is stored with a ``refined`` record beside the grid search's.
+(:func:`any_changes`: the blends only for a tonal row) merged onto them, through the same
+two stages and rule; the better setting is stored with a ``refined`` record beside the grid
+search's.
 """
 from __future__ import annotations
 
