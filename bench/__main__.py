@@ -44,7 +44,7 @@ ENGINE_GOALS = {"lofi": 0.4, "hifi": 1.5}
 # a user's exemplar: any recording; the brook of the water texture, 12 s, as a file a user would bring
 OWN_EXEMPLAR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "exemplars",
                             "water.flac")
-OWN_EXEMPLAR_RATIO = 1.5  # issue 12: at most 1.5x a built-in texture's time, the exemplar's analysis included
+OWN_EXEMPLAR_RATIO = 1.5  # the goal: at most 1.5x a built-in texture's time, the exemplar's analysis included
 REPEATS = 3  # our reconstructions are timed this many times (median): the machine is shared
 
 

@@ -4,7 +4,7 @@ random points of the flow, then a check that the server is healthy and clean.
     python -m bench.disconnects [--count 1000] [--seed 6] [--at-once 12] [--workers 2]
 
 Each session says hello, uploads a 1 s WAV in eight chunks, converts it (identity
-textures, LOFI: the server's plumbing, not the networks) and downloads the result, but
+textures, LOFI: the server's plumbing, not the texture transfer) and downloads the result, but
 vanishes at one point drawn at random: ``mid-upload`` (after 0..7 chunks),
 ``after-upload`` (while the server decodes, or once the track came), ``mid-convert``
 (after ``accepted`` and 0..2 progress messages) or ``mid-download`` (after ``result`` and

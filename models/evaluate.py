@@ -6,7 +6,7 @@
 
 Validation set: the ``val_packages`` of ``DIR/manifest.json`` (made by
 ``scripts/gather_training_music.py``; DIR is ``$MUSICODER_MUSIC_DIR``, else
-/work/musicdata2), whose tracks are ``DIR/val/<package>__<track>.<ext>``. Per package,
+~/musicoder-data/music), whose tracks are ``DIR/val/<package>__<track>.<ext>``. Per package,
 N tracks evenly spread over its sorted names, one 10 s window each at 30 s (the middle
 for a track under 40 s). Refused below 12 clips or 4 styles unless ``--allow-small``.
 
@@ -24,10 +24,10 @@ the chroma correlation of output and input.
 ``--exemplars DIR`` adds every audio file of DIR (``scripts/gather_user_exemplars.py``
 makes one) as a user's own exemplar, ``own:<file stem>``: decoded as a user's
 (``audio.load_exemplar``: its first 30 s), converted with ``models.from_exemplar``, its
-morph and judge against that same part; issue 12's bar applies to those.
+morph and judge against that same part; the user-exemplar bar (OWN_BAR_*) applies to those.
 
 Prints one row per clip × texture × method × quality, a summary per texture × method ×
-quality, the bar of issue 11 and the mean advantage per style. ``--json PATH`` writes all
+quality, the quality bar per texture and quality, and the mean advantage per style. ``--json PATH`` writes all
 of it; ``--update-metadata`` stores each texture's summary in
 ``models/settings/{texture}.json`` under ``validation``. Temporary WAVs only, no cache.
 """
@@ -47,22 +47,22 @@ from typing import NamedTuple
 import numpy as np
 
 from . import SETTINGS_DIR, TEXTURES, load
+from .data import DEFAULT_MUSIC_DIR, portable_path, user_path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MUSIC_DIR = Path(os.environ.get("MUSICODER_MUSIC_DIR", "/work/musicdata2"))
 QUALITIES = ("standard", "hifi")
 METHODS = ("musicoder", "morph")
 CLIP_SECONDS = 10.0
 CLIP_START_S = 30.0  # past most intros; a track shorter than CLIP_START_S + CLIP_SECONDS is cut at its middle
 TRACKS_PER_PACKAGE = 3
-MIN_CLIPS, MIN_STYLES = 12, 4  # issue 11: below this a mean says little about "held-out music"
+MIN_CLIPS, MIN_STYLES = 12, 4  # below this a mean says little about "held-out music"
 MORPH_WEIGHT = 0.3  # exemplar share of the reference morph exp((1-w)·log X + w·log S)
-# issue 11's bar for a texture at one quality
+# the quality bar of a built-in texture at one quality
 BAR_MEAN_ADVANTAGE = 0.10
 BAR_WORST_ADVANTAGE = -0.05
 BAR_MIN_CONTENT = 0.6
 BAR_VS_MORPH = 0.05
-# issue 12's bar for a user's own exemplar: mean >= 0, no clip below -0.10, content >= 0.6, above the morph
+# the quality bar of a user's own exemplar: mean >= 0, no clip below -0.10, content >= 0.6, above the morph
 OWN = "own:"
 OWN_BAR_MEAN, OWN_BAR_WORST, OWN_BAR_VS_MORPH = 0.0, -0.10, 0.0
 JUDGE = "shared/eval/texture_judge.py --frontier"
@@ -168,13 +168,13 @@ def check_size(clips: list[ValClip], allow_small: bool = False) -> None:
     styles = {c.style for c in clips}
     if not allow_small and (len(clips) < MIN_CLIPS or len(styles) < MIN_STYLES):
         raise SystemExit(f"validation set too small: {len(clips)} clips of {len(styles)} styles "
-                         f"({', '.join(sorted(styles)) or 'none'}); issue 11 asks for at least {MIN_CLIPS} "
+                         f"({', '.join(sorted(styles)) or 'none'}); the quality bar needs at least {MIN_CLIPS} "
                          f"clips of {MIN_STYLES} styles (--allow-small to judge it anyway)")
 
 
 def describe(clips: list[ValClip], music_dir: Path) -> dict:
     """The validation set as stored with the results: folder, packages, styles, clips."""
-    return {"music_dir": str(music_dir), "split_by": "package",
+    return {"music_dir": portable_path(music_dir), "split_by": "package",
             "packages": {c.package: c.style for c in clips},
             "styles": sorted({c.style for c in clips}), "clip_count": len(clips), "clip_seconds": CLIP_SECONDS,
             "clips": [clip_name(c) for c in clips]}
@@ -334,8 +334,7 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def bar_check(s: dict) -> dict:
-    """The bar for one summary, issue 11's for a built-in texture and issue 12's for a
-    user's own exemplar: each condition's pass/fail and ``passed`` (all of them; the morph
+    """The quality bar for one summary, a built-in texture's or a user's own exemplar's: each condition's pass/fail and ``passed`` (all of them; the morph
     condition fails when there is no morph to compare with)."""
     own = s["texture"].startswith(OWN)
     mean, worst, vs = (OWN_BAR_MEAN, OWN_BAR_WORST, OWN_BAR_VS_MORPH) if own else \
@@ -378,10 +377,10 @@ def report(rows: list[dict], summaries: list[dict], styles: dict, valset: dict) 
         lines.append(f"{s['texture']:14s} {s['method']:9s} {s['quality']:8s} {s['clips']:5d} "
                      f"{s['mean_advantage']:+7.3f} {s['min_advantage']:+7.3f} {s['mean_content']:7.3f} "
                      f"{s['min_content']:6.3f} {vs:>8s} {s['mean_own_move']:+7.2f} {s['min_own_chroma']:7.3f}")
-    lines += ["", f"bar (issue 11, built-in textures): mean advantage >= {BAR_MEAN_ADVANTAGE:+.2f}, no clip below "
+    lines += ["", f"quality bar, built-in textures: mean advantage >= {BAR_MEAN_ADVANTAGE:+.2f}, no clip below "
                   f"{BAR_WORST_ADVANTAGE:+.2f}, content >= {BAR_MIN_CONTENT} on every clip, mean advantage >= "
                   f"morph's {BAR_VS_MORPH:+.2f}",
-              f"bar (issue 12, {OWN}* user exemplars): mean >= {OWN_BAR_MEAN:+.2f}, no clip below "
+              f"quality bar, {OWN}* user exemplars: mean >= {OWN_BAR_MEAN:+.2f}, no clip below "
               f"{OWN_BAR_WORST:+.2f}, content >= {BAR_MIN_CONTENT}, mean above the morph's"]
     for s in summaries:
         if s["method"] != "musicoder":
@@ -434,10 +433,10 @@ def update_metadata(texture: str, rows: list[dict], summaries: list[dict], valse
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all", "none"])
-    ap.add_argument("--exemplars", type=Path, metavar="DIR",
-                    help="also judge every audio file of DIR as a user's own exemplar (issue 12's bar)")
+    ap.add_argument("--exemplars", type=user_path, metavar="DIR",
+                    help="also judge every audio file of DIR as a user's own exemplar (the user-exemplar bar)")
     ap.add_argument("--quality", default=",".join(QUALITIES), help="comma-separated: %(default)s")
-    ap.add_argument("--music-dir", type=Path, default=DEFAULT_MUSIC_DIR,
+    ap.add_argument("--music-dir", type=user_path, default=DEFAULT_MUSIC_DIR,
                     help="folder with manifest.json, train/ and val/ (default $MUSICODER_MUSIC_DIR or %(default)s)")
     ap.add_argument("--tracks-per-package", type=int, default=TRACKS_PER_PACKAGE)
     ap.add_argument("--allow-small", action="store_true",

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from . import FORMAT_VERSION, METHOD, SETTINGS_DIR, TEXTURES, evaluate
+from .data import DEFAULT_MUSIC_DIR, portable_command, user_path
 
 GRID_AXES = {"crossover_hz": (600.0, 1000.0, 2000.0, 3500.0), "keep_high": (0.3, 0.6, 0.9),
              "spread": (0.5, 0.8, 1.0), "keep_low": (1.0, 0.85)}
@@ -62,8 +63,8 @@ ANY_GRID = [{"crossover_hz": x, "keep_high": kh, "spread": sp, "keep_low": 1.0}
             for x in GRID_AXES["crossover_hz"] for kh, sp in ((0.9, 0.5), (0.6, 0.8))]
 QUALITY = "standard"
 MIN_CONTENT = 0.65  # a margin over the bar's 0.6: held-out music keeps less than tuning music
-BAR = (evaluate.BAR_MEAN_ADVANTAGE, evaluate.BAR_WORST_ADVANTAGE)  # issue 11's, per texture
-ANY_BAR = (evaluate.OWN_BAR_MEAN, evaluate.OWN_BAR_WORST)  # issue 12's, per recording
+BAR = (evaluate.BAR_MEAN_ADVANTAGE, evaluate.BAR_WORST_ADVANTAGE)  # the quality bar, per texture
+ANY_BAR = (evaluate.OWN_BAR_MEAN, evaluate.OWN_BAR_WORST)  # the user-exemplar bar, per recording
 SILENT_RMS = 1e-3  # -60 dBFS: a window past a track's music (some end early and pad with silence)
 PER_PACKAGE = 3  # windows per training package in the second stage
 SHORTLIST = 12  # settings of the first stage that the second stage converts
@@ -433,9 +434,10 @@ def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], comma
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.tune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--texture", default="all", choices=[*TEXTURES, "all", ANY])
-    ap.add_argument("--exemplars", type=Path, metavar="DIR",
+    ap.add_argument("--exemplars", type=user_path, metavar="DIR",
                     help="the recordings settings/any.json is tuned on (with --texture any)")
-    ap.add_argument("--music-dir", type=Path, default=evaluate.DEFAULT_MUSIC_DIR)
+    ap.add_argument("--music-dir", type=user_path, default=DEFAULT_MUSIC_DIR,
+                    help="folder with manifest.json, train/ and val/ (default $MUSICODER_MUSIC_DIR or %(default)s)")
     ap.add_argument("--per-package", type=int, default=PER_PACKAGE, help="windows per package (default %(default)s)")
     ap.add_argument("--shortlist", type=int, default=SHORTLIST,
                     help="settings of the first stage that convert every window (default %(default)s)")
@@ -469,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     first = tuning_clips(a.music_dir)
     names = {evaluate.clip_name(c) for c in first}
     rest = [c for c in tuning_clips(a.music_dir, a.per_package) if evaluate.clip_name(c) not in names]
-    command = "python -m models.tune " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = portable_command("python -m models.tune", argv if argv is not None else sys.argv[1:])
     if a.refine:
         return refine(a, first, rest, command.strip())
     print(f"tuning on {len(first)} + {len(rest)} windows of training packages ({', '.join(c.package for c in first)}), "

@@ -141,7 +141,7 @@ def griffin_lim(
     init: "pghi" (phase-gradient start), "random" (seeded uniform phase), or a
     (N_BINS, n_frames) starting phase: real (radians) or complex (a spectrum, whose
     phase is taken: cheaper than angles). A texture transfer starts from the music's own
-    phase: it keeps the music's partials where the network kept them.
+    phase: it keeps the music's partials where the transfer kept them.
     overwrite_init: a complex64 init whose transpose is C-contiguous (a frame-major
     spectrum, as ``spectral.stft_frames(y).T``) becomes the working spectrum, and so is
     overwritten (as scipy's ``overwrite_x``): 42 MB less for a 60 s window.

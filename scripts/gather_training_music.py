@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Gather MusiCoder's training and validation music from Debian packages.
 
-MusiCoder's texture networks are trained on spectrograms of real music. This
+MusiCoder's texture settings are tuned on real music (``python -m models.tune``) and
+judged on whole packages held out from tuning (``python -m models.evaluate``). This
 script builds that corpus from freely licensed Debian game packages, *without
 installing them*. It takes only the music of each package (its music
 folder(s); never sound effects, voices or jingles) and only these packages::

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Gather the real recordings that judge "your own texture" (issue 12) from Debian packages.
+"""Gather the real recordings that judge "your own texture" from Debian packages.
 
     python scripts/gather_user_exemplars.py OUT_DIR [--set validation|tuning] [--deb-cache DIR]
 

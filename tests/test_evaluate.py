@@ -304,3 +304,20 @@ def test_tuning_with_two_workers_on_a_fresh_install_leaves_the_judge_working(tmp
         done = subprocess.run([sys.executable, "-c", _TUNE_TWO_WORKERS, str(tmp_path)], env=env,
                               capture_output=True, text=True, timeout=600, cwd=evaluate.REPO)
         assert done.returncode == 0, f"{run}: rc {done.returncode}\n{done.stderr[-2000:]}"
+
+
+def test_recorded_commands_and_folders_carry_no_one_machines_paths(tmp_path, music_dir):
+    from models import data
+
+    home, temp, project = tmp_path / "home" / "ann", tmp_path / "tmp", data.Path(data.__file__).resolve().parents[1]
+    args = ["--texture", "any", "--exemplars", str(home / "musicoder-data" / "tuning"),
+            "--resume", str(temp / "run1" / "raw.json"), f"--settings-dir={project / 'models' / 'settings'}",
+            "--jobs", "1", "--raw", "/srv/raw.json"]
+    assert data.portable_command("python -m models.tune", args, home=home, temp=temp) == (
+        "python -m models.tune --texture any --exemplars ~/musicoder-data/tuning --resume $TMPDIR/run1/raw.json "
+        "--settings-dir=models/settings --jobs 1 --raw /srv/raw.json")
+    assert data.portable_path(home, home=home) == "~"
+    # the validation set's record names its folder the same way
+    assert evaluate.describe(evaluate.validation_clips(music_dir, 1), music_dir)["music_dir"] == \
+        data.portable_path(music_dir)
+    assert data.user_path("~/musicoder-data") == data.Path.home() / "musicoder-data"

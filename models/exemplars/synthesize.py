@@ -4,7 +4,7 @@
 Each exemplar is a 12 s, mono, 44.1 kHz, 16-bit FLAC holding one *steady*
 texture: its statistics do not change over the file (no intro, no build-up,
 no fade except 10 ms at both ends), so any excerpt of it is representative
-of the texture the networks learn to apply. Everything is rendered with a 2 s
+of the texture a conversion transfers onto the music. Everything is rendered with a 2 s
 margin on both sides that is then cut away, so event tails, filters and the
 reverb are already "running" at the first sample. The result is high-passed
 at 20 Hz (no DC) and peak-normalised to -1 dBFS (no clipping). Oscillators
