@@ -24,7 +24,7 @@ $(BIN)/.installed: $(BIN)/.runtime
 demo: $(BIN)/.runtime
 	mkdir -p out
 	$(BIN)/musicoder convert examples/demo.ogg -o out/demo_water_hifi.wav --texture water --quality hifi \
-		--spectrogram out/demo_water_hifi.png
+		--spectrogram out/demo_water_hifi.png -y
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -72,7 +72,7 @@ def cold_convert(runs: int, texture: str = "laser") -> dict:
     """``musicoder convert`` of the demo's first 10 s at HIFI, a new process per run."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "cli", "convert", DEMO_CLIP, "-o", os.path.join(tmp, "out.wav"),
-                "--texture", texture, "--quality", "hifi"]
+                "--texture", texture, "--quality", "hifi", "-y"]  # the same output each run
         _peak_rss_mb(argv)  # the first run after an install compiles the numba kernels into their cache
         walls, rss = zip(*(_peak_rss_mb(argv) for _ in range(runs)))
     engine = engine_seconds(DEMO_CLIP, 10.0, texture)

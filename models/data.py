@@ -14,7 +14,7 @@ def audio_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-# where the README's gathering commands put the music (and the recordings beside it)
+# where models/README.md's gathering commands put the music (and the recordings beside it)
 DATA_DIR = "~/musicoder-data"
 DEFAULT_MUSIC_DIR = os.environ.get("MUSICODER_MUSIC_DIR", f"{DATA_DIR}/music")
 
