@@ -1,18 +1,25 @@
 """The ``musicoder`` command (a shell over the compute package, the models and the
 client library): the engine in-process, or a server with ``--server``.
 
-    musicoder convert IN [-o OUT] (--texture {laser,water,future} | --exemplar FILE) [--quality {lofi,standard,hifi}]
-                      [--start S] [--duration D] [--spectrogram OUT.png] [--no-normalize]
-                      [--server URL[,URL...]]... [--token TOKEN] [--cafile CA.pem]
+    musicoder convert IN [-o OUT] [-y] (--texture {laser,water,future} | --exemplar FILE)
+                      [--quality {lofi,standard,hifi}] [--start S] [--duration D] [--spectrogram OUT.png]
+                      [--no-normalize] [--server URL[,URL...]]... [--token TOKEN] [--cafile CA.pem]
     musicoder textures [--json]
-    musicoder reconstruct IN [-o OUT] [--quality Q] [...]   (no texture: a round trip)
+    musicoder reconstruct IN [-o OUT] [-y] [--quality Q] [...]   (no texture: a round trip)
+
+A texture's name is read in any case (--texture Water). An output file (or --spectrogram
+file) that exists is refused before any work unless -y/--overwrite is given; files are
+written whole or not at all (a failure or Ctrl-C mid-way leaves none behind).
 
 --server takes ws://host:port or wss://host:port; several (comma-separated, or the option
 given again) are front ends of one service: one that cannot be reached is passed over, and
 when the connection is lost mid-way the song, the window and the exemplar go to the next
 one (client.convert_file).
 
-Bad input ends with one line on stderr and exit status 2, never a traceback.
+Every error is one line on stderr, never a traceback, with an exit status that says
+what kind it is (:data:`EXIT_STATUSES`, printed by --help): 2 bad input, 3 the output
+cannot be written, 4 a broken installation (a hung ffmpeg too: every ffmpeg run is
+killed past ``musicoder.audio.ffmpeg_timeout``), 5 and 6 no server, 130 Ctrl-C.
 """
 from __future__ import annotations
 
@@ -23,14 +30,23 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
-from musicoder import audio, engine, reconstruct, render
+from musicoder import audio, convert, reconstruct
 from musicoder.errors import InputError
 
 EXIT_INPUT = 2  # the user's input was bad
 EXIT_IO = 3  # we could not write the output (disk full, permissions)
-EXIT_MODEL = 4  # a shipped model or ffmpeg is missing or corrupt: the installation is broken
+EXIT_MODEL = 4  # a shipped model or ffmpeg is missing, corrupt or hangs: the installation is broken
 EXIT_CONNECT = 5  # --server: no server could be reached, or the connection was lost and no retry got through
 EXIT_ACCESS = 6  # --server: every server refused us at the handshake (no or wrong token, an Origin it does not allow)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+
+EXIT_STATUSES = (f"Exit status: 0 done; {EXIT_INPUT} bad input (a file that is not audio, a bad window, an "
+                 f"unknown texture, an output that exists: see -y); {EXIT_IO} the output cannot be written; "
+                 f"{EXIT_MODEL} a broken installation (a texture's settings missing or corrupt, no usable ffmpeg, "
+                 f"or an ffmpeg that hangs: it is stopped after ${audio.FFMPEG_TIMEOUT_ENV} s, default "
+                 f"{audio.FFMPEG_TIMEOUT_S:g}, plus a second per second of audio); {EXIT_CONNECT} no server "
+                 f"reached; {EXIT_ACCESS} refused by every server; {EXIT_INTERRUPTED} interrupted (Ctrl-C).")
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -50,16 +66,19 @@ def _window_args(p: argparse.ArgumentParser) -> None:
                    help=f"window length in seconds (default {audio.DEFAULT_WINDOW_SECONDS:g})")
     p.add_argument("--spectrogram", metavar="PNG", help="also write the output's spectrogram here")
     p.add_argument("--no-normalize", action="store_true",
-                   help="keep the raw level, only guard against clipping (default: -16 LUFS)")
+                   help="keep the raw level, only guard against clipping (default: -16 LUFS, or lower where "
+                        "a peak would pass -1 dBFS)")
+    p.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace the output (and --spectrogram) file if it exists (default: refuse, before any work)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="musicoder", description="Give music a new texture.")
+    parser = _OneLineParser(prog="musicoder", description="Give music a new texture.", epilog=EXIT_STATUSES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     conv = sub.add_parser("convert", help="give a window of a song a texture")
     _window_args(conv)
     kind = conv.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--texture", help="laser, water or future (see `musicoder textures`)")
+    kind.add_argument("--texture", help="laser, water or future, in any case (see `musicoder textures`)")
     kind.add_argument("--exemplar", metavar="FILE", help="your own texture: an audio file of it, 2 to 30 s "
                                                          "(a longer one is cut to its first 30 s)")
     conv.add_argument("--server", metavar="URL", action="append",
@@ -73,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "server (default: the system's CAs)")
     tex = sub.add_parser("textures", help="list the textures")
     tex.add_argument("--json", action="store_true", help="a JSON list of {name, description, exemplar}")
-    rec = sub.add_parser("reconstruct", help="re-render a window through the spectrogram with no texture "
-                                             "(checks decoding and reconstruction)")
+    what = ("re-render a window through the same STFT, phase retrieval and level as convert, with no texture, "
+            "phase retrieval starting from the music's own phase: the result is nearly the input, a check of "
+            "decoding, the pipeline and encoding (not of phase retrieval from the magnitude alone)")
+    rec = sub.add_parser("reconstruct", help=what, description=what[0].upper() + what[1:] + ".")
     _window_args(rec)
     return parser
 
@@ -94,8 +115,10 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, float], None]]:
         update("done", 1.0)
 
 
-def check_output_path(path: str, fmt: str | None = None) -> None:
-    """Fail before the work, not after it: a bad extension or a missing folder."""
+def check_output_path(path: str, fmt: str | None = None, overwrite: bool = False) -> None:
+    """Fail before the work, not after it: a bad extension, a missing folder, or (unless
+    ``overwrite``) a file that is there already: InputError ("bad_format", "bad_output",
+    "exists")."""
     if fmt is None:
         audio.output_format(path)
     elif not path.lower().endswith("." + fmt):
@@ -103,15 +126,30 @@ def check_output_path(path: str, fmt: str | None = None) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError("bad_output", f"Cannot write {path}: the folder {folder} does not exist.")
+    if not overwrite and os.path.lexists(path):
+        raise InputError("exists", f"{path} exists: use -y (--overwrite) to replace it.")
 
 
 def _checked_output(args: argparse.Namespace, suffix: str) -> str:
-    """The output path (given, or IN_SUFFIX.wav), checked with the spectrogram's before any work."""
+    """The output path (given, or IN_SUFFIX.wav in the current folder), checked with the
+    spectrogram's before any work."""
     output = args.output or f"{os.path.splitext(os.path.basename(args.input))[0]}_{suffix}.wav"
-    check_output_path(output)
+    check_output_path(output, overwrite=args.overwrite)
     if args.spectrogram:
-        check_output_path(args.spectrogram, "png")
+        check_output_path(args.spectrogram, "png", overwrite=args.overwrite)
     return output
+
+
+def _load_named(load: Callable[..., audio.Clip], path: str, **window: float) -> audio.Clip:
+    """``load(path, **window)`` (audio.load or audio.load_exemplar), its InputError
+    prefixed with the file's name: which of the song and the exemplar is bad."""
+    try:
+        return load(path, **window)
+    except InputError as err:
+        name = os.path.basename(path)
+        if err.message.startswith(f"{name}: "):  # not_found names it already
+            raise
+        raise InputError(err.code, f"{name}: {err.message}") from None
 
 
 def _texture_name(args: argparse.Namespace) -> str | None:
@@ -122,36 +160,30 @@ def _texture_name(args: argparse.Namespace) -> str | None:
 
 
 def _render_to_files(args: argparse.Namespace) -> int:
-    """The shared body of convert and reconstruct: decode, render, write."""
+    """The shared body of convert and reconstruct: decode, resolve the texture, convert,
+    write (each file whole or not at all)."""
+    import models
+
     quality = reconstruct.quality(args.quality)
     texture = _texture_name(args)
     output = _checked_output(args, f"{texture or 'plain'}_{quality.name}")
-    clip = audio.load(args.input, start=args.start, duration=args.duration)  # bad input fails before the models load
+    clip = _load_named(audio.load, args.input, start=args.start, duration=args.duration)
     notes = list(clip.warnings)
-    transform = None
+    exemplar = None
     if getattr(args, "exemplar", None):
-        import models
-
-        try:
-            exemplar = audio.load_exemplar(args.exemplar)
-        except InputError as err:  # say which of the two files is bad
-            raise InputError(err.code, f"{os.path.basename(args.exemplar)}: {err.message}") from None
+        exemplar = _load_named(audio.load_exemplar, args.exemplar)
         notes += [f"{os.path.basename(args.exemplar)}: {n}" for n in exemplar.warnings]
-        transform = models.from_exemplar(exemplar.samples).transform
-    elif texture is not None:
-        import models
-
-        transform = models.load(texture).transform
+    model = models.resolve(getattr(args, "texture", None), None if exemplar is None else exemplar.samples)
     for note in notes:
         print(f"musicoder: warning: {note}", file=sys.stderr)
     with _progress_bar(sys.stderr.isatty()) as progress:
-        result = engine.render(clip.samples, quality, transform, normalize=not args.no_normalize,
-                               on_progress=progress)
-        audio.save(result.samples, output)
+        result = convert.convert(clip.samples, quality, None if model is None else model.transform,
+                                 normalize=not args.no_normalize, format=audio.output_format(output),
+                                 title=f"{os.path.basename(args.input)} · {texture or 'no texture'} · {quality.label}",
+                                 spectrogram=bool(args.spectrogram), on_progress=progress)
+        audio.write_file(output, result.audio)
         if args.spectrogram:
-            title = f"{os.path.basename(args.input)} · {texture or 'no texture'} · {quality.label}"
-            with open(args.spectrogram, "wb") as f:
-                f.write(render.spectrogram_png(result.samples, title))
+            audio.write_file(args.spectrogram, result.spectrogram)
     print(output)
     return 0
 
@@ -161,6 +193,8 @@ def _convert_on_server(args: argparse.Namespace) -> int:
     import client
 
     servers = client.parse_servers(args.server)  # a bad address: InputError, before any work
+    if args.texture is not None:  # the server reads any case; the output's name is the lower-case one
+        args.texture = args.texture.strip().lower()
     output = _checked_output(args, f"{_texture_name(args)}_{args.quality}")
     with _progress_bar(sys.stderr.isatty()) as progress:
         info = client.convert_file(servers, args.input, output, args.texture, args.quality, start=args.start,
@@ -209,11 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"musicoder: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except OSError as err:
-        print(f"musicoder: error: cannot write the output: {err.strerror or err}", file=sys.stderr)
+        where = f"cannot write {err.filename}" if err.filename else "cannot write the output"
+        print(f"musicoder: error: {where}: {err.strerror or err}", file=sys.stderr)
         return EXIT_IO
     except KeyboardInterrupt:
-        print("musicoder: interrupted", file=sys.stderr)
-        return 130
+        print("musicoder: interrupted (no partly written file is left)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as err:
         from client import AccessDenied, ConnectionFailed
         from models import ModelError

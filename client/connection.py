@@ -535,21 +535,16 @@ class Client:
                     target.put_nowait(done)
             return
         msg = protocol.parse_text(data, sender="server")
-        if isinstance(msg, (protocol.Track, protocol.Exemplar, protocol.Window)):
-            self._blobs.expect(protocol.Kind.PEAKS, msg.re, 8 * msg.peaks)
-        elif isinstance(msg, protocol.PreviewAudio):
-            self._blobs.expect(protocol.Kind.PREVIEW, msg.re, msg.bytes)
-        elif isinstance(msg, protocol.Result):
-            self._blobs.expect(protocol.Kind.AUDIO, msg.job, msg.audio_bytes)
-            self._blobs.expect(protocol.Kind.SPECTROGRAM, msg.job, msg.spectrogram_bytes)
-            self._blobs.expect(protocol.Kind.RESULT_PEAKS, msg.job, 8 * msg.peaks)
-        elif isinstance(msg, protocol.Accepted) and msg.re in self._waiters:
-            self._jobs[msg.job] = self._waiters[msg.re]  # its progress must not be lost
-        elif isinstance(msg, protocol.Shutdown):
-            self.shutdown = msg
-            if self.on_shutdown:
-                self.on_shutdown(msg)
-            return
+        handle = _HANDLERS.get(type(msg))
+        if handle is None:  # a message of the protocol that this client was not taught
+            raise protocol.ProtocolError("bad_message", f"{msg.TYPE} is not a message this client handles")
+        handle(self, msg)
+
+    def _deliver(self, msg: protocol.Message) -> None:
+        """An answer to the request waiting on its ``re``, and to the job it is about
+        (once when both are the same queue); an error about neither fails every request
+        (idle_timeout, too_many_clients). One that no request or job waits for any more
+        (a progress after a cancel) is dropped."""
         job = getattr(msg, "job", None)
         re = getattr(msg, "re", None)
         delivered = False
@@ -560,11 +555,55 @@ class Client:
             self._waiters[re].put_nowait(msg)
             delivered = True
         if not delivered and isinstance(msg, protocol.Error) and re is None and job is None:
-            self._broadcast(msg)  # idle_timeout, too_many_clients: every request fails
+            self._broadcast(msg)
+
+    def _with_peaks(self, msg: protocol.Track | protocol.Exemplar | protocol.Window) -> None:
+        """A track, exemplar or window: its PEAKS payload follows, to the same request."""
+        self._blobs.expect(protocol.Kind.PEAKS, msg.re, 8 * msg.peaks)
+        self._deliver(msg)
+
+    def _with_preview(self, msg: protocol.PreviewAudio) -> None:
+        self._blobs.expect(protocol.Kind.PREVIEW, msg.re, msg.bytes)
+        self._deliver(msg)
+
+    def _with_result(self, msg: protocol.Result) -> None:
+        """A result: its audio, spectrogram and peaks payloads follow, to the job."""
+        self._blobs.expect(protocol.Kind.AUDIO, msg.job, msg.audio_bytes)
+        self._blobs.expect(protocol.Kind.SPECTROGRAM, msg.job, msg.spectrogram_bytes)
+        self._blobs.expect(protocol.Kind.RESULT_PEAKS, msg.job, 8 * msg.peaks)
+        self._deliver(msg)
+
+    def _on_accepted(self, msg: protocol.Accepted) -> None:
+        if msg.re in self._waiters:
+            self._jobs[msg.job] = self._waiters[msg.re]  # its progress must not be lost
+        self._deliver(msg)
+
+    def _on_shutdown(self, msg: protocol.Shutdown) -> None:
+        self.shutdown = msg
+        if self.on_shutdown:
+            self.on_shutdown(msg)
 
     def _broadcast(self, msg) -> None:
         for q in list(self._waiters.values()):
             q.put_nowait(msg)
+
+
+# How the client takes each message the server sends (tests/test_client_messages.py
+# feeds it every one that protocol.SERVER_MESSAGES has: a new one must be added here).
+_HANDLERS: dict[type[protocol.Message], Callable[[Client, protocol.Message], None]] = {
+    protocol.Welcome: Client._deliver,
+    protocol.UploadProgress: Client._deliver,
+    protocol.Track: Client._with_peaks,
+    protocol.Exemplar: Client._with_peaks,
+    protocol.Window: Client._with_peaks,
+    protocol.PreviewAudio: Client._with_preview,
+    protocol.Accepted: Client._on_accepted,
+    protocol.Progress: Client._deliver,
+    protocol.Result: Client._with_result,
+    protocol.Cancelled: Client._deliver,
+    protocol.Error: Client._deliver,
+    protocol.Shutdown: Client._on_shutdown,
+}
 
 
 def _read_file(path: str) -> bytes:

@@ -9,6 +9,7 @@ If no address can be reached at the start it fails at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 import os
@@ -57,15 +58,16 @@ def convert_file(url: str | Sequence[str], path: str | os.PathLike, out_path: st
     seconds) and write the audio to ``out_path`` (its extension picks the format) and
     optionally the spectrogram PNG. url: one address, several comma-separated, or a list
     (failover: see the module's docstring; retry_delays, seconds, bounds the retries after
-    a lost connection). texture: a built-in texture, or None with ``exemplar``: an audio
-    file uploaded as the session's own texture. token: the server's shared token; cafile:
+    a lost connection). texture: a built-in texture's name, in any case, or None with
+    ``exemplar``: an audio file uploaded as the session's own texture. token: the server's shared token; cafile:
     a CA file to trust for a wss:// server.
 
     on_progress(stage, fraction of the job) as the engine's callback: stages uploading,
     queued, analysing, transferring, reconstructing, encoding; fractions never go back.
     Raises InputError (a ServerError with the server's code, or a local one such as
-    bad_server / bad_format / not_found / bad_window before connecting) and ConnectionFailed
-    or AccessDenied (one line, naming the addresses tried).
+    bad_server / bad_format / not_found / bad_window before connecting; one about the song
+    or the exemplar file begins with its name) and ConnectionFailed or AccessDenied (one
+    line, naming the addresses tried).
     """
     servers = parse_servers(url)
     out_path = os.fspath(out_path)
@@ -75,12 +77,32 @@ def convert_file(url: str | Sequence[str], path: str | os.PathLike, out_path: st
             raise InputError("not_found", f"{os.path.basename(os.fspath(p))}: no such file.")
     if (texture is None) == (exemplar is None):
         raise ValueError("give a texture or an exemplar, not both")
+    if texture is not None:
+        texture = texture.strip().lower()  # as the server and models.texture read it
     # NaN, infinite or negative: bad_window here (the track's length and the server's limit are the server's to check)
     audio.check_window(start, duration, math.nan, max_seconds=math.inf)
     return asyncio.run(_convert(servers, os.fspath(path), out_path, fmt, texture, quality, start, duration, normalize,
                                 None if spectrogram_path is None else os.fspath(spectrogram_path), on_progress,
                                 timeout, token, cafile, None if exemplar is None else os.fspath(exemplar),
                                 tuple(retry_delays)))
+
+
+# what the server answers about a file itself (not about itself, the session or the window)
+FILE_ERRORS = frozenset({"empty", "not_audio", "truncated", "no_audio_stream", "too_large", "too_long",
+                         "too_short", "silent"})
+
+
+@contextlib.contextmanager
+def _naming(path: str):
+    """A ServerError about the file at ``path`` (a FILE_ERRORS code) raised again with the
+    file's name in front, as the CLI says which of the song and the exemplar is bad."""
+    try:
+        yield
+    except ServerError as err:
+        if err.code not in FILE_ERRORS:
+            raise
+        raise ServerError(err.code, f"{os.path.basename(path)}: {err.message}", err.request, err.re, err.job,
+                          err.queue) from None
 
 
 async def _convert(servers, path, out_path, fmt, texture, quality, start, duration, normalize, png_path, on_progress,
@@ -98,10 +120,12 @@ async def _convert(servers, path, out_path, fmt, texture, quality, start, durati
         """The whole flow on the connection at hand: (result, window, the exemplar's notes)."""
         texture_name, mine = texture, []
         if exemplar is not None:
-            ex = await client.upload_exemplar(exemplar, on_progress=lambda got, size: report("uploading", 0.0))
+            with _naming(exemplar):
+                ex = await client.upload_exemplar(exemplar, on_progress=lambda got, size: report("uploading", 0.0))
             mine = [f"{ex.name}: {n}" for n in ex.warnings]
             texture_name = protocol.EXEMPLAR
-        track = await client.upload(path, on_progress=lambda got, size: report("uploading", 0.0))
+        with _naming(path):
+            track = await client.upload(path, on_progress=lambda got, size: report("uploading", 0.0))
         window = track.window
         if (start, duration) != (window.start, window.duration):
             window = await client.clip(start, duration)

@@ -4,6 +4,7 @@
     m = models.load("water")            # ModelError if its settings or exemplar are missing or bad
     log_mag_out = m.transform(log_mag)  # (1025, frames) float32 nats -> same shape
     mine = models.from_exemplar(samples) # a user's own exemplar: (n,) float32 at 44.1 kHz
+    m = models.resolve("Water")         # what a user named (a texture in any case, an exemplar, or None)
 
 A conversion is :mod:`musicoder.texture`'s band-statistics transfer toward the texture's
 exemplar with the texture's :class:`~musicoder.texture.Settings`, tuned on training music
@@ -71,15 +72,30 @@ TEXTURES: "collections.OrderedDict[str, Texture]" = collections.OrderedDict(
 
 
 def texture(name: str) -> Texture:
-    """The :class:`Texture` called ``name``; ``musicoder.errors.InputError`` (code
-    "unknown_texture", listing the valid names) for a name a user typed wrong."""
+    """The :class:`Texture` called ``name``, in any case and with spaces around it
+    ("Water", " water"); ``musicoder.errors.InputError`` (code "unknown_texture",
+    listing the valid names) for a name a user typed wrong."""
     from musicoder.errors import InputError
 
     try:
-        return TEXTURES[name]
-    except (KeyError, TypeError):
+        return TEXTURES[name.strip().lower()]
+    except (KeyError, AttributeError):
         raise InputError("unknown_texture", f"Unknown texture {name!r}: choose one of "
                                             f"{', '.join(TEXTURES)}.") from None
+
+
+def resolve(name: str | None = None, exemplar: np.ndarray | None = None) -> TextureModel | None:
+    """What a user named, as the model a conversion uses: a built-in texture by ``name``
+    (any case, as :func:`texture` reads it), a user's own ``exemplar`` ((n,) float
+    samples at 44.1 kHz, as :func:`from_exemplar` takes them), or None for neither (no
+    texture: a round trip). The CLI and the server's workers both resolve through here.
+    InputError "unknown_texture" or "silent"; ModelError for a broken installation;
+    ValueError for both at once."""
+    if name is not None and exemplar is not None:
+        raise ValueError("give a texture's name or an exemplar, not both")
+    if exemplar is not None:
+        return from_exemplar(exemplar)
+    return None if name is None else load(texture(name).name)
 
 
 def _check_name(name: str) -> str:

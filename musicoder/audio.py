@@ -13,6 +13,10 @@ Everything goes through one ffmpeg binary, called directly (no ffprobe, no wrapp
   resampling (soxr) happen here, so the samples do not depend on ffmpeg's resampler.
 - encoding: 16-bit PCM on a pipe in, a temporary file out (seekable, so that flac's and
   mp3's headers get their lengths).
+- time: every run has a time limit (:func:`ffmpeg_timeout`: ``MUSICODER_FFMPEG_TIMEOUT``
+  seconds, default 60, plus a second per second of audio it handles); one that runs
+  past it is killed (with anything it started) and raises :class:`FfmpegTimeout`, a
+  :class:`NoFfmpeg`: a hung ffmpeg is a broken installation, not the user's file.
 
 A file gives the same samples (to float rounding) and a bad one the same error code with
 any ffmpeg (checked with 5.1, Debian 12's, with 7.0 and with 9.0): errors are classified
@@ -25,12 +29,14 @@ machine-readable code and a sentence for the user.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -46,6 +52,11 @@ TARGET_LUFS = -16.0  # loudness of normalised output (ITU-R BS.1770 integrated)
 PEAK_CEILING_DB = -1.0  # clipping guard after normalisation, dBFS
 SILENCE_DBFS = -70.0  # RMS below this counts as silent
 FFMPEG_ENV = "MUSICODER_FFMPEG"  # names the ffmpeg to use: a path or a command on PATH
+FFMPEG_TIMEOUT_ENV = "MUSICODER_FFMPEG_TIMEOUT"  # seconds any ffmpeg run may take, before the per-second part
+FFMPEG_TIMEOUT_S = 60.0  # its default: ffmpeg starts in 10-90 ms, so only a hung one comes near it
+# and per second of audio a run decodes, encodes or measures: ffmpeg does these at
+# hundreds of times real time, so a slow machine is far inside it
+FFMPEG_TIMEOUT_PER_AUDIO_SECOND = 1.0
 # decoded before a window and dropped, so that its first samples are whole: an mp3
 # frame needs earlier frames' bit reservoir, AAC and Opus the previous block's overlap
 SEEK_PREROLL_SECONDS = 1.0
@@ -67,6 +78,52 @@ NOT_AUDIO = "This file is not audio that can be read (unknown or damaged format)
 class NoFfmpeg(RuntimeError):
     """No usable ffmpeg: the one ``MUSICODER_FFMPEG`` names is missing or is not ffmpeg,
     or there is none at all. A setup problem, not bad input; the message is one line."""
+
+
+class FfmpegTimeout(NoFfmpeg):
+    """An ffmpeg run went past :func:`ffmpeg_timeout` and was killed: a hung or broken
+    ffmpeg, a setup problem like :class:`NoFfmpeg`. The message is one line."""
+
+
+def ffmpeg_timeout(audio_seconds: float = 0.0) -> float:
+    """Seconds one ffmpeg run may take before it is killed: ``$MUSICODER_FFMPEG_TIMEOUT``
+    (default FFMPEG_TIMEOUT_S) plus FFMPEG_TIMEOUT_PER_AUDIO_SECOND per second of audio
+    it handles (``audio_seconds``, 0 for a probe). NoFfmpeg when the variable is not a
+    positive number."""
+    value = os.environ.get(FFMPEG_TIMEOUT_ENV) or None
+    try:
+        base = FFMPEG_TIMEOUT_S if value is None else float(value)
+    except ValueError:
+        base = math.nan
+    if not base > 0 or not math.isfinite(base):
+        raise NoFfmpeg(f"{FFMPEG_TIMEOUT_ENV}={value}: give the seconds an ffmpeg run may take (a number above 0)")
+    extra = audio_seconds if math.isfinite(audio_seconds) else 0.0
+    return base + FFMPEG_TIMEOUT_PER_AUDIO_SECOND * max(extra, 0.0)
+
+
+def run_ffmpeg(args: list[str], what: str, audio_seconds: float = 0.0,
+               stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run an ffmpeg command line (``args``, the binary first) with stdin's bytes (None:
+    no input), capturing stdout and stderr as bytes, within :func:`ffmpeg_timeout` of
+    ``audio_seconds``. Past it, or on any exception here (Ctrl-C), ffmpeg is killed with
+    every process it started (it runs in its own process group); a timeout raises
+    FfmpegTimeout naming ``what`` it was doing ("decoding song.mp3")."""
+    limit = ffmpeg_timeout(audio_seconds)
+    with subprocess.Popen(args, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(stdin, timeout=limit)
+        except BaseException as exc:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):  # it ended just now
+                pass
+            proc.communicate()  # the pipes close with the group: nothing left running or open
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise FfmpegTimeout(f"ffmpeg did not finish {what} in {limit:g} s and was stopped (a hung ffmpeg? "
+                                    f"check the installation, or {FFMPEG_ENV})") from None
+            raise
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,8 +187,7 @@ def _find_ffmpeg(choice: str | None) -> str:
                            f"binary's path or a command on PATH, or unset it)")
     # checked once: a wrong binary would otherwise make every file look like it is not audio
     try:
-        version = subprocess.run([found, "-hide_banner", "-version"], capture_output=True, text=True,
-                                 errors="replace", timeout=30).stdout
+        version = run_ffmpeg([found, "-hide_banner", "-version"], "telling its version").stdout.decode(errors="replace")
     except OSError as exc:
         raise NoFfmpeg(f"{FFMPEG_ENV}={choice}: cannot run it ({exc.strerror or exc})") from None
     if not version.startswith("ffmpeg version"):
@@ -158,13 +214,13 @@ def probe(path: str | os.PathLike) -> SourceInfo:
     if os.path.getsize(path) == 0:
         raise InputError("empty", "The file is empty (0 bytes).")
     # "file:" so that a name like "http:x" or "concat:a|b" is read as a file name
-    proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-i", "file:" + path],
-                          capture_output=True, text=True, errors="replace", timeout=60)
-    if not _INPUT.search(proc.stderr):  # ffmpeg could not open it (its exit status is 1 either way)
+    dump = run_ffmpeg([ffmpeg_path(), "-hide_banner", "-nostdin", "-i", "file:" + path],
+                      f"reading {os.path.basename(path)}").stderr.decode(errors="replace")
+    if not _INPUT.search(dump):  # ffmpeg could not open it (its exit status is 1 either way)
         if _mp4_without_index(path):
             raise InputError("truncated", "The file is truncated: its index is missing (an incomplete download?).")
         raise InputError("not_audio", NOT_AUDIO)
-    return _source_info(proc.stderr)
+    return _source_info(dump)
 
 
 def _source_info(dump: str) -> SourceInfo:
@@ -318,7 +374,8 @@ def _decode(path: str, info: SourceInfo, start: float, duration: float) -> tuple
     """Decode ``duration`` s from ``start`` s of the first audio stream with ffmpeg
     → ((n, channels) float32, rate Hz, channels), at the source's rate and channel count;
     samples in [-1, 1]. Raises InputError("not_audio") if ffmpeg fails."""
-    proc = subprocess.run(_decode_command(ffmpeg_path(), path, info, start, duration), capture_output=True)
+    proc = run_ffmpeg(_decode_command(ffmpeg_path(), path, info, start, duration),
+                      f"decoding {os.path.basename(path)}", duration + SEEK_PREROLL_SECONDS + END_MARGIN_SECONDS)
     if proc.returncode != 0:
         raise InputError("not_audio", "The audio in this file could not be decoded (damaged or unsupported).")
     samples, rate = _read_wav_stream(proc.stdout)
@@ -417,7 +474,8 @@ def loudness_lufs(y: np.ndarray, rate: int = SAMPLE_RATE) -> float:
         return -math.inf
     # the running integrated loudness after each 100 ms, as frame metadata; the last is the whole
     meter = "ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file=-"
-    proc = _ffmpeg_on_pcm(np.asarray(y, dtype="<f4").tobytes(), "f32le", rate, ["-af", meter, "-f", "null", "-"])
+    proc = _ffmpeg_on_pcm(np.asarray(y, dtype="<f4").tobytes(), "f32le", rate, ["-af", meter, "-f", "null", "-"],
+                          "measuring loudness")
     values = _LOUDNESS.findall(proc.stdout)
     if proc.returncode != 0 or not values:
         raise RuntimeError(f"ffmpeg could not measure loudness: {_last_line(proc.stderr, 'no reading')}")
@@ -468,18 +526,22 @@ def encode(y: np.ndarray, fmt: str, rate: int = SAMPLE_RATE) -> bytes:
         # a file, not a pipe: flac's and mp3's muxers go back to write the length in the header
         out = os.path.join(folder, f"out.{fmt}")
         proc = _ffmpeg_on_pcm(pcm.tobytes(), "s16le", rate,
-                              [*ENCODER_OPTIONS[fmt], "-fflags", "+bitexact", "-f", fmt, "-y", "file:" + out])
+                              [*ENCODER_OPTIONS[fmt], "-fflags", "+bitexact", "-f", fmt, "-y", "file:" + out],
+                              f"encoding {fmt}")
         if proc.returncode != 0 or not os.path.exists(out):
             raise RuntimeError(f"ffmpeg could not encode {fmt}: {_last_line(proc.stderr, 'no output')}")
         with open(out, "rb") as f:
             return f.read()
 
 
-def _ffmpeg_on_pcm(pcm: bytes, sample_format: str, rate: int, output: list[str]) -> subprocess.CompletedProcess:
+def _ffmpeg_on_pcm(pcm: bytes, sample_format: str, rate: int, output: list[str],
+                   what: str) -> subprocess.CompletedProcess:
     """Run ffmpeg on mono raw PCM given on stdin (``sample_format``: s16le or f32le, at
-    ``rate`` Hz), with ``output``: its output options and target. Output captured."""
-    return subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-f", sample_format,
-                           "-ar", str(rate), "-ac", "1", "-i", "pipe:0", *output], input=pcm, capture_output=True)
+    ``rate`` Hz), with ``output``: its output options and target; ``what`` it does, for
+    a timeout's message. Output captured; its time limit grows with the PCM's seconds."""
+    seconds = len(pcm) / (rate * (2 if sample_format == "s16le" else 4))
+    return run_ffmpeg([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-f", sample_format,
+                       "-ar", str(rate), "-ac", "1", "-i", "pipe:0", *output], what, seconds, stdin=pcm)
 
 
 def _last_line(stderr: bytes, default: str) -> str:
@@ -488,17 +550,23 @@ def _last_line(stderr: bytes, default: str) -> str:
 
 
 def write_file(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to ``path`` under a temporary name, then rename: a full disk or a
-    crash leaves no partial file."""
+    """Write bytes to ``path`` whole or not at all: to a new temporary file beside it, then
+    renamed over it (replacing a file there). A full disk, an error or Ctrl-C mid-way
+    removes the temporary file and leaves ``path`` as it was. OSError names ``path``."""
     path = os.fspath(path)
-    tmp = f"{path}.part"
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}-{os.urandom(4).hex()}.part")
     try:
-        with open(tmp, "wb") as f:
+        # O_EXCL: never through a link or over another's file; 0o666 less the umask, as open() gives
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with open(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, path) from None
         raise
 
 

@@ -1,10 +1,10 @@
 """The conversion pipeline as one plain function: samples in, samples out.
 
-analyse (STFT) → transfer (a texture network on the log-magnitude, or none) →
-reconstruct (phase retrieval at a quality level, started from the music's own phase) →
-level (loudness or peak guard).
-The CLI, the server's workers and the benchmark all call :func:`render`; encoding to a
-file format is the caller's (it knows where the bytes go).
+analyse (STFT) → transfer (a texture's band-statistics transfer on the log-magnitude,
+:mod:`musicoder.texture`, or none) → reconstruct (phase retrieval at a quality level,
+started from the music's own phase) → level (loudness or peak guard).
+:func:`musicoder.convert.convert` (what the CLI and the server's workers call) adds the
+encoding and the spectrogram; the benchmark calls :func:`render` alone.
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def render(
     """Re-render ``samples`` through the spectrogram, optionally transformed.
 
     samples: (n,) float at ``spectral.SAMPLE_RATE``. quality: "lofi", "standard", "hifi".
-    transform: maps the log-magnitude to a new one (a texture network); None keeps it.
+    transform: maps the log-magnitude to a new one (a texture's band-statistics
+    transfer); None keeps it.
     normalize: loudness-normalise the result (the original's "std" build) or only guard
     against clipping ("lite"). Raises ``reconstruct.Cancelled`` if cancelled.
     """
@@ -91,7 +92,7 @@ def render(
 
     t0 = time.perf_counter()
     report("reconstructing", 0.0)
-    # Start phase retrieval from the music's own phase: where the network kept the music,
+    # Start phase retrieval from the music's own phase: where the transfer kept the music,
     # its partials stay in place (a PGHI start from the new magnitude smears them).
     out = reconstruct.reconstruct(mag, q, length=len(samples), phase=spec, overwrite_phase=True, seed=seed,
                                   on_progress=lambda f: report("reconstructing", f),

@@ -4,7 +4,6 @@
 client's state and files, given what it needs of the server as ``session.Services``),
 ``pool`` (the worker-pool interface and its process implementation: one single-slot
 worker process per core by default), ``worker`` (a worker process's body), ``config``
-(flags and MUSICODER_* environment variables). No process of the server imports
-TensorFlow (the textures are numpy); /healthz says so.
+(flags and MUSICODER_* environment variables).
 """
 __version__ = "0.1.0"

@@ -175,7 +175,6 @@ class App:
             "protocol": protocol.PROTOCOL_VERSION,
             "uptime": round(time.monotonic() - self.started, 1),
             "sessions": len(self.sessions),
-            "server_imports_tensorflow": "tensorflow" in sys.modules,
             "max_clients": self.settings.max_clients,
             **stats,
             "rss_bytes": {"server": server_rss, "workers": sum(r for r, _ in workers.values()),

@@ -257,7 +257,6 @@ class _Worker:
         self.killed_by_us = False
         self.spawned = 0.0  # time.monotonic() at the last start
         self.start_seconds: float | None = None  # start → ready, the last start
-        self.imports_tensorflow: bool | None = None  # as its ready message says
 
     @property
     def free(self) -> int:
@@ -411,10 +410,8 @@ class ProcessPool(QueueingPool):
         if kind == "ready":
             info = msg[2]
             w.ready, w.start_seconds = True, time.monotonic() - w.spawned
-            w.imports_tensorflow = info["imports_tensorflow"]
-            log.info("worker process %d ready, pid %d, in %.2f s (%s)%s", w.index, msg[1], w.start_seconds,
-                     ", ".join(f"{k} {v:.2f} s" for k, v in info["phases"].items()),
-                     "; it imported TensorFlow" if w.imports_tensorflow else "")
+            log.info("worker process %d ready, pid %d, in %.2f s (%s)", w.index, msg[1], w.start_seconds,
+                     ", ".join(f"{k} {v:.2f} s" for k, v in info["phases"].items()))
             self._dispatch()
             return
         job = w.jobs.get(msg[1])
@@ -475,7 +472,4 @@ class ProcessPool(QueueingPool):
             # start → ready of each process's last start (None: not ready yet)
             "worker_start_seconds": [None if w.start_seconds is None or not w.ready else round(w.start_seconds, 2)
                                      for w in self._workers],
-            # None until a worker is ready; then whether any ready one imported TensorFlow
-            "workers_import_tensorflow": None if not any(w.ready for w in self._workers) else
-            any(w.imports_tensorflow for w in self._workers if w.ready),
         }

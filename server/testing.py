@@ -65,7 +65,9 @@ class ServerProcess:
         os.makedirs(self.data_dir, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self._log_start = self._log.tell()  # a restart appends: read only this run's lines
-        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **(self.env or {}))
+        extra = dict(self.env or {})  # its PYTHONPATH goes after the repository's
+        path = extra.pop("PYTHONPATH", None) or os.environ.get("PYTHONPATH", "")
+        env = {**os.environ, **extra, "PYTHONPATH": REPO + os.pathsep + path}
         self.proc = subprocess.Popen([sys.executable, "-m", "server", *self.args], cwd=REPO, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.ready_timeout

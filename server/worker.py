@@ -16,8 +16,7 @@ messages and one final ``("done", id, JobOutput)``, ``("cancelled", id)`` or
 ``("failed", id, code, message)``.
 
 Only this process imports the engine's heavy parts (numba, scipy, matplotlib); the
-event loop's process never does. TensorFlow is imported by neither (the textures are
-numpy), and the ready message says so.
+event loop's process never does.
 """
 from __future__ import annotations
 
@@ -134,21 +133,15 @@ class Converter:
         import numpy as np
 
         from musicoder import audio, engine, reconstruct, render
+        from musicoder import convert as conversion
         from musicoder.errors import InputError
         from protocol import peaks_to_bytes
 
         _limit_fft_threads(threads)
         self.audio, self.engine, self.reconstruct, self.render, self.np = audio, engine, reconstruct, render, np
+        self.conversion = conversion
         self.InputError, self.Cancelled, self.peaks_to_bytes = InputError, reconstruct.Cancelled, peaks_to_bytes
-        self.models = importlib.import_module(models_module)
-        self.loaded: dict[str, object] = {}
-        self.load_lock = threading.Lock()
-
-    def model(self, name: str):
-        with self.load_lock:  # one load per texture, even when two jobs ask at once
-            if name not in self.loaded:
-                self.loaded[name] = self.models.load(name)
-            return self.loaded[name]
+        self.models = importlib.import_module(models_module)  # its load() keeps each texture once
 
     def start(self, preload: bool, phases: dict[str, float]) -> dict:
         """Warm up and (with preload) load every model; returns :func:`ready_info` with
@@ -166,7 +159,7 @@ class Converter:
         to load is logged; its jobs fail later."""
         for name in self.models.TEXTURES:
             try:
-                self.model(name).transform(self.np.zeros((1025, 8), dtype=self.np.float32))
+                self.models.resolve(name).transform(self.np.zeros((1025, 8), dtype=self.np.float32))
             except Exception as err:
                 print(f"musicoder worker {os.getpid()}: cannot preload the {name} model: {err}", file=sys.stderr)
 
@@ -174,7 +167,6 @@ class Converter:
         """One job: samples (and exemplar, or None) mono float32 at 44.1 kHz; on_progress
         (stage, fraction) is called at most every PROGRESS_INTERVAL s (and at each new
         stage). Raises reconstruct.Cancelled, InputError, or whatever the engine raises."""
-        engine = self.engine
         last = [0.0, ""]
 
         def progress(stage: str, fraction: float) -> None:
@@ -183,23 +175,14 @@ class Converter:
                 last[0], last[1] = now, stage
                 on_progress(stage, min(max(float(fraction), 0.0), 1.0))
 
-        if exemplar is not None:
-            transform = self.models.from_exemplar(exemplar).transform  # analysed per job: ~30 ms
-        else:
-            transform = self.model(spec.texture).transform if spec.texture is not None else None
-        rendered = engine.render(samples, spec.quality, transform, normalize=spec.normalize,
-                                 on_progress=progress, should_cancel=should_cancel)
-        t0 = time.perf_counter()
-        data = self.audio.encode(rendered.samples, spec.format)
-        progress("encoding", engine.stage_start("encoding") + 0.5 * engine.STAGE_WEIGHTS["encoding"])
-        if should_cancel():
-            raise self.Cancelled()
-        png = self.render.spectrogram_png(rendered.samples, spec.title)
-        peaks = self.peaks_to_bytes(self.render.waveform_peaks(rendered.samples, spec.peaks_columns))
-        timings = dict(rendered.timings)
-        timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
-        return JobOutput(audio=data, spectrogram=png, peaks=peaks, duration=len(rendered.samples) / 44100.0,
-                         timings=timings)
+        # the session sends protocol.EXEMPLAR with the exemplar's samples: resolved by those
+        model = self.models.resolve(None if exemplar is not None else spec.texture, exemplar)
+        out = self.conversion.convert(samples, spec.quality, None if model is None else model.transform,
+                                      normalize=spec.normalize, format=spec.format, title=spec.title,
+                                      on_progress=progress, should_cancel=should_cancel)
+        peaks = self.peaks_to_bytes(self.render.waveform_peaks(out.samples, spec.peaks_columns))
+        return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks,
+                         duration=len(out.samples) / self.audio.SAMPLE_RATE, timings=out.timings)
 
 
 class _Worker:
@@ -276,10 +259,9 @@ def failure_message(err: Exception) -> str:
 
 
 def ready_info(phases: dict[str, float]) -> dict:
-    """What the ready message tells the parent (and /healthz): whether TensorFlow got
-    imported here (it must not: the textures are numpy), and the start-up steps' seconds."""
-    return {"imports_tensorflow": "tensorflow" in sys.modules,
-            "phases": {name: round(seconds, 3) for name, seconds in phases.items()}}
+    """What the ready message tells the parent (and its log): the seconds each start-up
+    step took."""
+    return {"phases": {name: round(seconds, 3) for name, seconds in phases.items()}}
 
 
 def main(conn, models_module: str, slots: int, threads: int, nice: int, preload: bool = True) -> None:

@@ -199,7 +199,7 @@ def test_cli_token_and_cafile_exit_codes(guarded, tls_files, tmp_path):
     for extra, code, words in ((("--cafile", ca), 6, "access refused (HTTP 401): this server needs a token"),
                                (("--cafile", ca, "--token", "wrong"), 6, "access refused (HTTP 401): wrong token"),
                                (("--token", TOKEN), 5, "TLS certificate is not trusted")):
-        proc = run_cli(*base, *extra)
+        proc = run_cli(*base, *extra, "-y")  # out.wav is there: the error is the server's, not that
         assert proc.returncode == code, proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and words in proc.stderr
         assert proc.stderr.startswith(f"musicoder: error: cannot connect to {guarded.url}")

@@ -1,5 +1,5 @@
 """Bad input, each with the error it gets: through a real server (identity textures:
-the plumbing, not the networks) and through ``musicoder convert`` in a subprocess (one
+the plumbing, not the texture transfer) and through ``musicoder convert`` in a subprocess (one
 line on stderr, exit status 2, never a traceback). Odd but valid audio (8 channels at
 96 kHz in float, silence, clipping, a DC offset, a file cut short after its index) must
 convert, to finite output within the limiter's ceiling.
@@ -152,7 +152,7 @@ def test_the_cli_refuses_a_bad_file_in_one_line(srv, inputs, name, code, via_ser
     server = ["--server", srv.url] if via_server else []
     t0 = time.monotonic()
     proc = run_cli("convert", str(inputs[name]), "-o", str(out), "--texture", "laser", "--quality", "lofi", *server)
-    assert assert_one_line_error(proc) == expected.value.message
+    assert assert_one_line_error(proc) == f"{name}: {expected.value.message}"  # names the song, as an exemplar's does
     assert time.monotonic() - t0 < 30 and not out.exists()  # the hour too: refused on its header
 
 

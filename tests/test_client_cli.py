@@ -26,11 +26,19 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_convert_through_a_server_and_its_errors(tmp_path):
     with ServerProcess(tmp_path / "data", workers=1) as srv:
         out, png = tmp_path / "out.ogg", tmp_path / "out.png"
-        proc = run_cli("convert", str(DEMO_CLIP), "-o", str(out), "--texture", "water", "--quality", "lofi",
-                       "--start", "3", "--duration", "2", "--spectrogram", str(png), "--server", srv.url)
+        args = ("convert", str(DEMO_CLIP), "-o", str(out), "--texture", "Water", "--quality", "lofi",  # any case
+                "--start", "3", "--duration", "2", "--spectrogram", str(png), "--server", srv.url)
+        proc = run_cli(*args)
         assert proc.returncode == 0, proc.stderr
         y, rate = soundfile.read(out)
         assert rate == 44100 and abs(len(y) / rate - 2.0) < 0.05 and png.read_bytes()[:4] == b"\x89PNG"
+        first = out.read_bytes()
+        out.write_bytes(b"the user's file")
+        proc = run_cli(*args)  # the output exists: refused, before connecting
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "use -y (--overwrite)" in proc.stderr
+        assert out.read_bytes() == b"the user's file"
+        proc = run_cli(*args, "-y")
+        assert proc.returncode == 0 and out.read_bytes() == first, proc.stderr
         proc = run_cli("convert", str(DEMO_CLIP), "-o", str(tmp_path / "x.wav"), "--texture", "water",
                        "--start", "100", "--server", srv.url)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -1,9 +1,9 @@
 """End to end over loopback against real server processes (``server.testing``).
 
 Most tests share one server with the identity textures of tests/passthrough_models.py
-(the plumbing, not the networks); servers with small limits, and servers that are killed
+(the plumbing, not the texture transfer); servers with small limits, and servers that are killed
 or stopped, are started by the tests that need them. Every server is stopped in a
-finally. Real texture networks: tests/test_server_models.py.
+finally. The real textures: tests/test_server_models.py.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import protocol
 from server.session import Session
 from server.testing import ServerProcess
 
-PLUMBING = "tests.passthrough_models"  # identity textures: these tests are about the server, not the networks
+PLUMBING = "tests.passthrough_models"  # identity textures: these tests are about the server, not the textures
 
 from .conftest import DEMO_CLIP, REPO
 
@@ -56,9 +56,28 @@ def wav_bytes(seconds: float, rate: int = 44100) -> bytes:
     return buf.getvalue()
 
 
+FAKE_TENSORFLOW = """import os
+with open(os.environ.get("TF_IMPORT_MARKER") or os.path.join(os.path.dirname(__file__), os.pardir, "imported"), "a") as f:
+    f.write(f"{os.getpid()}\\n")
+"""
+
+
+def fake_tensorflow(folder: Path) -> Path:
+    """A folder holding a package named tensorflow whose import writes the importing
+    process's pid to folder/imported: on a server's path, it shows whether any of its
+    processes imported TensorFlow (none may: the textures are numpy), even where the
+    real one is not installed."""
+    (folder / "tensorflow").mkdir(parents=True)
+    (folder / "tensorflow" / "__init__.py").write_text(FAKE_TENSORFLOW)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    with ServerProcess(tmp_path_factory.mktemp("srv"), "--cancel-grace", "3", models=PLUMBING) as server:
+    tf = fake_tensorflow(tmp_path_factory.mktemp("tf"))
+    with ServerProcess(tmp_path_factory.mktemp("srv"), "--cancel-grace", "3", models=PLUMBING,
+                       env={"PYTHONPATH": str(tf)}) as server:
+        server.tensorflow_marker = tf / "imported"
         yield server
 
 
@@ -206,9 +225,7 @@ def test_every_documented_message_type_is_handled():
     assert documented == set(protocol.MESSAGES)
     for name in protocol.CLIENT_MESSAGES:  # the server has a handler for each request
         assert callable(getattr(Session, f"on_{name}", None)), name
-    source = (REPO / "client" / "connection.py").read_text()
-    for name, cls in protocol.SERVER_MESSAGES.items():  # the client library handles each answer
-        assert f"protocol.{cls.__name__}" in source or cls is protocol.Welcome, name
+    # the client's side: tests/test_client_messages.py feeds it every server message
 
 
 def test_raw_flow_sees_every_server_message(srv, long_wav):
@@ -506,7 +523,7 @@ def test_healthz(srv):
     h = srv.health()
     assert h["status"] == "ok" and h["ready"] is True and h["workers"] == 2 and h["protocol"] == protocol.PROTOCOL_VERSION
     assert (h["processes"], h["slots_per_process"], h["workers_ready"]) == (2, [1, 1], 2)  # one job per process
-    assert h["server_imports_tensorflow"] is False and h["workers_import_tensorflow"] is False
+    assert "server_imports_tensorflow" not in h and "workers_import_tensorflow" not in h
     assert all(0 < s < 90 for s in h["worker_start_seconds"]), h["worker_start_seconds"]
     assert h["rss_bytes"]["total"] >= h["rss_bytes"]["server"] > 0
     import urllib.error
@@ -515,6 +532,17 @@ def test_healthz(srv):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/other", timeout=5)
     assert e.value.code == 404
+
+
+def test_no_server_process_imports_tensorflow(srv, tmp_path):
+    client.convert_file(srv.url, DEMO_CLIP, tmp_path / "x.wav", "water", "lofi", duration=2.0)  # a whole job
+    assert srv.health()["worker_pids"]
+    assert not srv.tensorflow_marker.exists(), f"imported TensorFlow: pids {srv.tensorflow_marker.read_text()}"
+    # and the stand-in shows an import where there is one
+    marker = tmp_path / "seen"
+    subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, cwd=tmp_path,
+                   env=dict(os.environ, PYTHONPATH=str(srv.tensorflow_marker.parent), TF_IMPORT_MARKER=str(marker)))
+    assert marker.read_text().strip().isdigit()
 
 
 def test_the_default_pool_is_one_single_slot_process_per_core():
@@ -587,7 +615,7 @@ def test_connection_failed_is_one_line():
 
 def test_convert_file_writes_audio_and_spectrogram(srv, tmp_path):
     out, png, progress = tmp_path / "out.flac", tmp_path / "out.png", []
-    info = client.convert_file(srv.url, DEMO_CLIP, out, "laser", "lofi", start=2.5, duration=3.0,
+    info = client.convert_file(srv.url, DEMO_CLIP, out, " Laser", "lofi", start=2.5, duration=3.0,
                                spectrogram_path=png, on_progress=lambda s, f: progress.append((s, f)))
     y, rate = soundfile.read(out)
     assert rate == 44100 and abs(len(y) / rate - 3.0) < 0.05 and png.read_bytes()[:4] == b"\x89PNG"

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.testing import ServerProcess
 
-PLUMBING = "tests.passthrough_models"  # identity textures: these tests are about the server, not the networks
+PLUMBING = "tests.passthrough_models"  # identity textures: these tests are about the server, not the textures
 
 from .test_server import Raw, run, session_dirs, wav_bytes
 

@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed
 import protocol
 from server.testing import ServerProcess
 
-PLUMBING = "tests.passthrough_models"  # identity textures: these tests are about the server, not the networks
+PLUMBING = "tests.passthrough_models"  # identity textures: these tests are about the server, not the textures
 
 from .conftest import DEMO_CLIP
 from .test_server import Raw, run, session_dirs, wait_clean, wav_bytes
