@@ -1,8 +1,11 @@
 """A stand-in for the ``models`` package with identity transforms: the same API
-(TEXTURES, texture, load, ModelError) and the same exemplars, no analysis.
+(TEXTURES, texture, load, from_exemplar, resolve, ModelError) and the same exemplars, no
+analysis.
 
 For tests of the server's plumbing and for development without the textures' settings:
-``musicoder-server --models tests.passthrough_models`` from the repository root. It lives with the tests: the product has no placeholder models.
+``musicoder-server --models tests.passthrough_models`` from the repository root. It lives
+with the tests: the product has no placeholder models. Its identity fails every check of
+a texture (tests.texture_checks): what a conversion sounds like is tested with ``models``.
 """
 from __future__ import annotations
 
@@ -73,3 +76,13 @@ def from_exemplar(samples) -> _Identity:
     if os.environ.get("MUSICODER_PASSTHROUGH_FAIL") == "exemplar":
         raise RuntimeError("the exemplar stand-in is set to fail")
     return _Identity("exemplar")
+
+
+def resolve(name: str | None = None, exemplar=None) -> _Identity | None:
+    """As ``models.resolve``: a texture by name (any case), a user's exemplar, or None for
+    neither; ValueError for both at once."""
+    if name is not None and exemplar is not None:
+        raise ValueError("give a texture's name or an exemplar, not both")
+    if exemplar is not None:
+        return from_exemplar(exemplar)
+    return None if name is None else load(name)
