@@ -135,7 +135,7 @@ def test_a_complex_start_is_its_phase(demo_samples, demo_magnitude):
 
 @pytest.fixture(scope="module")
 def textured_magnitude(demo_samples):
-    """A stand-in for a texture network's output: the music's magnitude blended in the log
+    """A stand-in for a texture transfer's output: the music's magnitude blended in the log
     domain with a noise bed's, so that no signal has exactly this magnitude."""
     noise = np.random.default_rng(2).standard_normal(len(demo_samples)).astype(np.float32)
     music = spectral.to_log(spectral.magnitude(demo_samples))

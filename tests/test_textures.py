@@ -24,7 +24,7 @@ from .conftest import DEMO_CLIP, REPO
 @pytest.fixture(scope="module")
 def songs(demo_samples) -> dict[str, np.ndarray]:
     """Two 4 s songs: a synthetic one nothing was tuned on, and real music (the demo clip;
-    the held-out judgement is the README's judge table)."""
+    the held-out judgement is the judge tables of docs/quality.md)."""
     return checks.songs(demo_samples)
 
 
