@@ -1,5 +1,5 @@
-"""Audio in and out: decode any common file to mono at the engine's rate, cut a window,
-normalise loudness, encode to wav/flac/mp3/ogg.
+"""Audio in and out: decode any common file to mono or stereo at the engine's rate, cut a
+window, normalise loudness, encode to wav/flac/mp3/ogg (keeping the channels).
 
 Everything goes through one ffmpeg binary, called directly (no ffprobe, no wrapper):
 
@@ -11,6 +11,8 @@ Everything goes through one ffmpeg binary, called directly (no ffprobe, no wrapp
 - decoding: ffmpeg writes 32-bit float PCM (a WAV stream on a pipe, so that channels and
   rate come from its header), read with numpy; the mono mix (mean of channels) and the
   resampling (soxr) happen here, so the samples do not depend on ffmpeg's resampler.
+  Stereo keeps a stereo source's two channels; a source with more is downmixed to stereo
+  by ffmpeg (``-ac 2``: its downmix matrix knows 5.1's centre and LFE).
 - encoding: 16-bit PCM on a pipe in, a temporary file out (seekable, so that flac's and
   mp3's headers get their lengths).
 - time: every run has a time limit (:func:`ffmpeg_timeout`: ``MUSICODER_FFMPEG_TIMEOUT``
@@ -147,7 +149,8 @@ class SourceInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """A decoded window: mono float32 samples at ``SAMPLE_RATE``.
+    """A decoded window: float32 samples at ``SAMPLE_RATE``, (n,) mono or, when stereo
+    was asked for, (channels, n) with channels 1 (a mono source) or 2.
 
     start and duration are in seconds within the source; channels and sample_rate are
     the source's; warnings are sentences for the user (e.g. silent input).
@@ -285,8 +288,10 @@ def check_window(start: float, duration: float, track_seconds: float,
 
 
 def load(path: str | os.PathLike, start: float = 0.0, duration: float | None = DEFAULT_WINDOW_SECONDS,
-         limits: Limits = Limits()) -> Clip:
-    """Decode a window of an audio file to mono float32 at ``SAMPLE_RATE``.
+         limits: Limits = Limits(), *, stereo: bool = False) -> Clip:
+    """Decode a window of an audio file to float32 at ``SAMPLE_RATE``: (n,) mono (the mean
+    of the channels), or with ``stereo`` (channels, n), channels 1 for a mono source and 2
+    for any other (more than two are downmixed to stereo).
 
     start, duration: seconds (sub-second allowed); duration None means the whole track
     (within ``limits.max_track_seconds``). Raises InputError for every bad input.
@@ -300,7 +305,7 @@ def load(path: str | os.PathLike, start: float = 0.0, duration: float | None = D
         max_window = limits.max_track_seconds
     else:
         max_window = limits.max_window_seconds
-    return _load_probed(path, info, start, duration, max_window)
+    return _load_probed(path, info, start, duration, max_window, stereo)
 
 
 def _check_size(path: str, limits: Limits) -> None:
@@ -314,25 +319,31 @@ def _check_track(info: SourceInfo, limits: Limits) -> None:
                                      f"{limits.max_track_seconds / 60:g} min.")
 
 
-def _load_probed(path: str, info: SourceInfo, start: float, duration: float, max_window: float) -> Clip:
+def _load_probed(path: str, info: SourceInfo, start: float, duration: float, max_window: float,
+                 stereo: bool = False) -> Clip:
     """:func:`load` of a file already probed (``info``): the window checked against the
-    track and ``max_window`` s, decoded, mono at SAMPLE_RATE, its DC removed."""
+    track and ``max_window`` s, decoded, mono (or ``stereo``: see :func:`load`) at
+    SAMPLE_RATE, its DC removed."""
     start, duration = check_window(start, duration, info.duration, max_window)
-    samples, rate, channels = _decode(path, info, start, duration)
+    samples, rate, channels = _decode(path, info, start, duration, stereo)
     if samples.size == 0:
         raise InputError("truncated", "No audio could be decoded from the file (truncated or damaged).")
-    mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
-    mono = resample(mono, rate, SAMPLE_RATE)
-    # a DC offset (a recording fault) would come back from phase retrieval as a loud sub-bass rumble
-    mono -= np.float32(mono.mean())
+    if stereo:
+        mono = np.ascontiguousarray(resample(samples, rate, SAMPLE_RATE).T)
+        # a DC offset (a recording fault) would come back from phase retrieval as a loud sub-bass rumble
+        mono -= mono.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    else:
+        mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
+        mono = resample(mono, rate, SAMPLE_RATE)
+        mono -= np.float32(mono.mean())
     notes = []
     if rms_dbfs(mono) < SILENCE_DBFS:
         notes.append("The selected audio is silent; the result will be silent too.")
-    ends = start + len(mono) / SAMPLE_RATE
+    ends = start + mono.shape[-1] / SAMPLE_RATE
     if math.isfinite(info.duration) and ends < start + duration - 0.5:  # e.g. an mp4 with its index first, cut
         notes.append(f"The file is cut short: its audio ends at {ends:.1f} s, not at the {info.duration:.1f} s "
                      f"its header gives.")
-    return Clip(samples=mono, start=start, duration=len(mono) / SAMPLE_RATE, source=info,
+    return Clip(samples=mono, start=start, duration=mono.shape[-1] / SAMPLE_RATE, source=info,
                 channels=channels, warnings=tuple(notes))
 
 
@@ -370,11 +381,13 @@ def load_exemplar(path: str | os.PathLike, limits: Limits = Limits()) -> Clip:
     return dataclasses.replace(clip, warnings=tuple(notes))
 
 
-def _decode(path: str, info: SourceInfo, start: float, duration: float) -> tuple[np.ndarray, int, int]:
+def _decode(path: str, info: SourceInfo, start: float, duration: float,
+            stereo: bool = False) -> tuple[np.ndarray, int, int]:
     """Decode ``duration`` s from ``start`` s of the first audio stream with ffmpeg
-    → ((n, channels) float32, rate Hz, channels), at the source's rate and channel count;
-    samples in [-1, 1]. Raises InputError("not_audio") if ffmpeg fails."""
-    proc = run_ffmpeg(_decode_command(ffmpeg_path(), path, info, start, duration),
+    → ((n, channels) float32, rate Hz, channels), at the source's rate and channel count
+    (with ``stereo``, more than two channels downmixed to two); samples in [-1, 1].
+    Raises InputError("not_audio") if ffmpeg fails."""
+    proc = run_ffmpeg(_decode_command(ffmpeg_path(), path, info, start, duration, stereo),
                       f"decoding {os.path.basename(path)}", duration + SEEK_PREROLL_SECONDS + END_MARGIN_SECONDS)
     if proc.returncode != 0:
         raise InputError("not_audio", "The audio in this file could not be decoded (damaged or unsupported).")
@@ -383,10 +396,16 @@ def _decode(path: str, info: SourceInfo, start: float, duration: float) -> tuple
     # float sources can hold anything (NaN in a damaged one): bound them as integer formats are
     np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     np.clip(samples, -1.0, 1.0, out=samples)
+    if stereo and samples.shape[1] > 2:  # a layout ffmpeg did not know how to downmix: keep the front pair
+        samples = np.ascontiguousarray(samples[:, :2])
     return samples, rate, samples.shape[1]
 
 
-def _decode_command(ffmpeg: str, path: str, info: SourceInfo, start: float, duration: float) -> list[str]:
+_TWO_OR_FEWER = re.compile(r"^(mono|stereo|[12] channels?)\b")
+
+
+def _decode_command(ffmpeg: str, path: str, info: SourceInfo, start: float, duration: float,
+                    stereo: bool = False) -> list[str]:
     """ffmpeg's command line that writes ``path``'s first audio stream from ``start`` s,
     for ``duration`` s and END_MARGIN_SECONDS more, to stdout as a 32-bit float WAV stream.
 
@@ -398,12 +417,15 @@ def _decode_command(ffmpeg: str, path: str, info: SourceInfo, start: float, dura
     it is decoded without its predecessor (an mp3's or AAC's first samples wrong) or, for
     AAC in ffmpeg 9, dropped (the window would start up to 1024 samples late).
     A codec in COUNTED_CODECS is decoded from its start and cut by counting samples.
+    With ``stereo``, a source whose layout has more than two channels is downmixed to two.
     """
     # -max_error_rate 1: frames that fail to decode are skipped, never fatal. The default
     # (fail past 2/3 of frames) is counted differently by each version (one damaged mp3
     # fails with 5.1 and 9.0, not with 7.0); load() judges what could be decoded by its length
     head = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-max_error_rate", "1"]
     tail = ["-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+    if stereo and not _TWO_OR_FEWER.match(info.channel_layout):
+        tail = ["-ac", "2", *tail]
     if info.codec in COUNTED_CODECS and info.sample_rate:
         first = round(start * info.sample_rate)
         last = first + round((duration + END_MARGIN_SECONDS) * info.sample_rate)
@@ -445,7 +467,8 @@ def _read_wav_stream(data: bytes) -> tuple[np.ndarray, int]:
 
 
 def resample(y: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Band-limited resampling (soxr, high quality). y: (n,) float → (m,) float32."""
+    """Band-limited resampling (soxr, high quality). y: (n,) or (n, channels) float →
+    (m,) or (m, channels) float32."""
     y = np.asarray(y, dtype=np.float32)
     if rate_in == rate_out:
         return y
@@ -461,21 +484,41 @@ def rms_dbfs(y: np.ndarray) -> float:
 
 
 def loudness_lufs(y: np.ndarray, rate: int = SAMPLE_RATE) -> float:
-    """Integrated loudness (ITU-R BS.1770-4 / EBU R 128) of mono y in LUFS, measured by
+    """Integrated loudness (ITU-R BS.1770-4 / EBU R 128) of y in LUFS, measured by
     ffmpeg's ebur128 filter; -inf if too quiet (below its -70 LUFS gate) or shorter than
-    one 400 ms block. y: (n,) float at ``rate`` Hz.
+    one 400 ms block. y: (n,) mono or (channels, n) float at ``rate`` Hz (the channels'
+    powers summed, as BS.1770 does).
 
     ffmpeg's meter rather than pyloudnorm's: pyloudnorm imports the whole of scipy.signal
     (0.7 s, a third of a cold conversion's start-up) for its two filters. The two agree
     to 0.05 LU on music (tests/test_audio_out.py) and the meter reads the same with
     every ffmpeg version; it costs one ffmpeg run (~0.03 s for 10 s).
     """
-    if len(y) < int(0.4 * rate) + 1:
+    if np.shape(y)[-1] < int(0.4 * rate) + 1:
         return -math.inf
-    # the running integrated loudness after each 100 ms, as frame metadata; the last is the whole
-    meter = "ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file=-"
-    proc = _ffmpeg_on_pcm(np.asarray(y, dtype="<f4").tobytes(), "f32le", rate, ["-af", meter, "-f", "null", "-"],
-                          "measuring loudness")
+    return _loudness_reading(_ffmpeg_on_pcm(_interleaved(y, "<f4"), "f32le", rate, [*_METER, "-f", "null", "-"],
+                                            "measuring loudness", channels(y)))
+
+
+def loudness_lufs_file(path: str, channel_count: int, rate: int = SAMPLE_RATE) -> float:
+    """:func:`loudness_lufs` of a raw file of interleaved float32 samples (``channel_count``
+    channels at ``rate`` Hz), read by ffmpeg itself: a whole song is measured without
+    holding it in memory."""
+    seconds = os.path.getsize(path) / (4 * channel_count * rate)
+    if seconds < 0.4:
+        return -math.inf
+    return _loudness_reading(run_ffmpeg(
+        [ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-f", "f32le", "-ar", str(rate),
+         "-ac", str(channel_count), "-i", "file:" + path, *_METER, "-f", "null", "-"], "measuring loudness", seconds))
+
+
+# the running integrated loudness after each 100 ms, as frame metadata; the last is the whole
+_METER = ["-af", "ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file=-"]
+
+
+def _loudness_reading(proc: subprocess.CompletedProcess) -> float:
+    """The integrated loudness in LUFS that ffmpeg's meter (_METER) printed last; -inf
+    under the gate. RuntimeError when it printed none."""
     values = _LOUDNESS.findall(proc.stdout)
     if proc.returncode != 0 or not values:
         raise RuntimeError(f"ffmpeg could not measure loudness: {_last_line(proc.stderr, 'no reading')}")
@@ -491,19 +534,42 @@ def normalize_loudness(y: np.ndarray, target_lufs: float = TARGET_LUFS, rate: in
                        ceiling_db: float = PEAK_CEILING_DB) -> np.ndarray:
     """Gain to ``target_lufs`` integrated loudness, then :func:`peak_limit` (so no sample
     peaks above ``ceiling_db`` dBFS). Silence is returned as is.
-    y: (n,) float. Returns (n,) float32."""
+    y: (n,) or (channels, n) float. Returns the same shape, float32."""
     y = np.asarray(y, dtype=np.float32)
-    current = loudness_lufs(y, rate)
-    gain = 10 ** ((target_lufs - current) / 20) if math.isfinite(current) else 1.0
-    return peak_limit(y * np.float32(gain), ceiling_db)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return y * np.float32(level_gain(loudness_lufs(y, rate), peak, target_lufs, ceiling_db))
+
+
+def level_gain(lufs: float | None, peak: float, target_lufs: float = TARGET_LUFS,
+               ceiling_db: float = PEAK_CEILING_DB) -> float:
+    """The one gain that :func:`normalize_loudness` (``lufs`` the measured loudness) or
+    :func:`peak_limit` (``lufs`` None) applies to audio whose largest absolute sample is
+    ``peak``: to ``target_lufs`` (none for silence, -inf), then down only as far as keeps
+    the peak at ``ceiling_db`` dBFS. A whole song is measured first and scaled as it is
+    encoded, with this same gain."""
+    gain = 10 ** ((target_lufs - lufs) / 20) if lufs is not None and math.isfinite(lufs) else 1.0
+    ceiling = 10 ** (ceiling_db / 20)
+    scaled = float(np.float32(peak) * np.float32(gain))
+    return gain * ceiling / scaled if scaled > ceiling else gain
 
 
 def peak_limit(y: np.ndarray, ceiling_db: float = PEAK_CEILING_DB) -> np.ndarray:
-    """Scale down only if a sample would clip past ``ceiling_db`` dBFS. (n,) → (n,) float32."""
+    """Scale down only if a sample would clip past ``ceiling_db`` dBFS. (n,) or (channels,
+    n) → the same shape, float32."""
     y = np.asarray(y, dtype=np.float32)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
-    ceiling = 10 ** (ceiling_db / 20)
-    return y * np.float32(ceiling / peak) if peak > ceiling else y
+    gain = level_gain(None, peak, ceiling_db=ceiling_db)
+    return y * np.float32(gain) if gain != 1.0 else y
+
+
+def channels(y: np.ndarray) -> int:
+    """The channel count of samples laid out as (n,) (mono: 1) or (channels, n)."""
+    return 1 if np.ndim(y) == 1 else int(np.shape(y)[0])
+
+
+def _interleaved(y: np.ndarray, dtype: str) -> bytes:
+    """(n,) or (channels, n) samples as interleaved raw PCM bytes of ``dtype``."""
+    return np.ascontiguousarray(np.asarray(y).T, dtype=dtype).tobytes()
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -517,31 +583,64 @@ def output_format(path: str | os.PathLike) -> str:
 
 
 def encode(y: np.ndarray, fmt: str, rate: int = SAMPLE_RATE) -> bytes:
-    """Encode mono audio. y: (n,) float in [-1, 1]; fmt: wav (16-bit PCM), flac, mp3
-    (192 kbit/s) or ogg (Vorbis q6); rate in Hz. Returns the file's bytes."""
-    if fmt not in OUTPUT_FORMATS:
-        raise InputError("bad_format", f"Unknown output format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}.")
-    pcm = (np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    """Encode audio. y: (n,) mono or (channels, n) float in [-1, 1], the channels kept;
+    fmt: wav (16-bit PCM), flac, mp3 (192 kbit/s) or ogg (Vorbis q6); rate in Hz.
+    Returns the file's bytes."""
+    _check_format(fmt)
     with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
         # a file, not a pipe: flac's and mp3's muxers go back to write the length in the header
         out = os.path.join(folder, f"out.{fmt}")
-        proc = _ffmpeg_on_pcm(pcm.tobytes(), "s16le", rate,
-                              [*ENCODER_OPTIONS[fmt], "-fflags", "+bitexact", "-f", fmt, "-y", "file:" + out],
-                              f"encoding {fmt}")
-        if proc.returncode != 0 or not os.path.exists(out):
-            raise RuntimeError(f"ffmpeg could not encode {fmt}: {_last_line(proc.stderr, 'no output')}")
-        with open(out, "rb") as f:
-            return f.read()
+        proc = _ffmpeg_on_pcm(_interleaved(to_pcm16(y), "<i2"), "s16le", rate, _encoder_output(fmt, out),
+                              f"encoding {fmt}", channels(y))
+        return _encoded(proc, fmt, out)
+
+
+def encode_file(pcm_path: str, channel_count: int, fmt: str, out: str, rate: int = SAMPLE_RATE) -> None:
+    """Encode a raw file of interleaved 16-bit PCM (:func:`to_pcm16`'s samples,
+    ``channel_count`` channels at ``rate`` Hz) to the file ``out`` as ``fmt``: a whole song
+    is encoded without holding it in memory. RuntimeError when ffmpeg fails."""
+    _check_format(fmt)
+    seconds = os.path.getsize(pcm_path) / (2 * channel_count * rate)
+    proc = run_ffmpeg([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-f", "s16le", "-ar", str(rate),
+                       "-ac", str(channel_count), "-i", "file:" + pcm_path, *_encoder_output(fmt, out)],
+                      f"encoding {fmt}", seconds)
+    if proc.returncode != 0 or not os.path.exists(out):
+        raise RuntimeError(f"ffmpeg could not encode {fmt}: {_last_line(proc.stderr, 'no output')}")
+
+
+def to_pcm16(y: np.ndarray) -> np.ndarray:
+    """float samples in [-1, 1] (clipped past it) → 16-bit integers, same shape."""
+    return (np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError("bad_format", f"Unknown output format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}.")
+
+
+def _encoder_output(fmt: str, out: str) -> list[str]:
+    """ffmpeg's output options writing ``fmt`` to the file ``out``."""
+    return [*ENCODER_OPTIONS[fmt], "-fflags", "+bitexact", "-f", fmt, "-y", "file:" + out]
+
+
+def _encoded(proc: subprocess.CompletedProcess, fmt: str, out: str) -> bytes:
+    """The bytes of the file ``out`` that the ffmpeg run ``proc`` encoded as ``fmt``."""
+    if proc.returncode != 0 or not os.path.exists(out):
+        raise RuntimeError(f"ffmpeg could not encode {fmt}: {_last_line(proc.stderr, 'no output')}")
+    with open(out, "rb") as f:
+        return f.read()
 
 
 def _ffmpeg_on_pcm(pcm: bytes, sample_format: str, rate: int, output: list[str],
-                   what: str) -> subprocess.CompletedProcess:
-    """Run ffmpeg on mono raw PCM given on stdin (``sample_format``: s16le or f32le, at
-    ``rate`` Hz), with ``output``: its output options and target; ``what`` it does, for
-    a timeout's message. Output captured; its time limit grows with the PCM's seconds."""
-    seconds = len(pcm) / (rate * (2 if sample_format == "s16le" else 4))
+                   what: str, channel_count: int = 1) -> subprocess.CompletedProcess:
+    """Run ffmpeg on interleaved raw PCM of ``channel_count`` channels given on stdin
+    (``sample_format``: s16le or f32le, at ``rate`` Hz), with ``output``: its output
+    options and target; ``what`` it does, for a timeout's message. Output captured; its
+    time limit grows with the PCM's seconds."""
+    seconds = len(pcm) / (rate * channel_count * (2 if sample_format == "s16le" else 4))
     return run_ffmpeg([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-f", sample_format,
-                       "-ar", str(rate), "-ac", "1", "-i", "pipe:0", *output], what, seconds, stdin=pcm)
+                       "-ar", str(rate), "-ac", str(channel_count), "-i", "pipe:0", *output], what, seconds,
+                      stdin=pcm)
 
 
 def _last_line(stderr: bytes, default: str) -> str:
@@ -571,16 +670,18 @@ def write_file(path: str | os.PathLike, data: bytes) -> None:
 
 
 def save(y: np.ndarray, path: str | os.PathLike, rate: int = SAMPLE_RATE) -> str:
-    """Write mono audio to ``path`` in the format its extension names. Returns the format."""
+    """Write (n,) mono or (channels, n) audio to ``path`` in the format its extension
+    names, the channels kept. Returns the format."""
     fmt = output_format(path)
     write_file(path, encode(y, fmt, rate))
     return fmt
 
 
-def decode_bytes(data: bytes, limits: Limits = Limits()) -> np.ndarray:
-    """A whole audio file given as bytes → (n,) float32 mono at ``SAMPLE_RATE``."""
+def decode_bytes(data: bytes, limits: Limits = Limits(), *, stereo: bool = False) -> np.ndarray:
+    """A whole audio file given as bytes → float32 at ``SAMPLE_RATE``: (n,) mono, or with
+    ``stereo`` (channels, n) as :func:`load` gives."""
     with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
         path = os.path.join(folder, "audio")
         with open(path, "wb") as f:
             f.write(data)
-        return load(path, duration=None, limits=limits).samples
+        return load(path, duration=None, limits=limits, stereo=stereo).samples

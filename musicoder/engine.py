@@ -1,10 +1,33 @@
 """The conversion pipeline as one plain function: samples in, samples out.
 
 analyse (STFT) → transfer (a texture's band-statistics transfer on the log-magnitude,
-:mod:`musicoder.texture`, or none) → reconstruct (phase retrieval at a quality level,
-started from the music's own phase) → level (loudness or peak guard).
-:func:`musicoder.convert.convert` (what the CLI and the server's workers call) adds the
-encoding and the spectrogram; the benchmark calls :func:`render` alone.
+:mod:`musicoder.texture`, or none, blended with the music by ``strength``) → reconstruct
+(phase retrieval at a quality level, started from the music's own phase) → level
+(loudness or peak guard). :func:`musicoder.convert.convert` (what the server's workers
+call) adds the encoding and the spectrogram, :func:`musicoder.convert.convert_file` (what
+the CLI calls) streams a whole song from file to file; the benchmark calls :func:`render`.
+
+Any length, in blocks. :func:`render_blocks` works through a song in blocks of
+BLOCK_FRAMES frames, each rendered with MARGIN frames of the song on either side that are
+then dropped, and gives the same samples as one pass over the whole clip (to float
+rounding), because every step is either whole-song or local:
+
+* the transfer's statistics are whole-song: a first pass streams the mid's band
+  envelopes and mean power (48 × frames: 10 MB for 10 minutes) into the transfer's plan
+  (:class:`musicoder.texture.Transfer`), and each block applies its slice of it;
+* an STFT frame spans N_FFT / HOP = 4 hops, so one Griffin-Lim projection (ISTFT then
+  STFT) mixes a frame with its 3 neighbours on either side: after K iterations a frame
+  depends only on the frames within 3·K, and the starting phase and the block's own
+  edges (zero-padded frames, a shorter window sum) are wrong only in the 2 frames at
+  either end. A margin of 3·K + 8 frames (HIFI: 104 frames, 1.2 s) keeps every kept
+  frame exact; the blocks cost 2·MARGIN / BLOCK_FRAMES more work (HIFI: 8 %).
+
+Stereo. The texture is computed on the mid M = (L + R) / 2 and phase-retrieved there;
+the side S = (L − R) / 2 keeps its own STFT, scaled in each bin by the transfer's gain
+capped at 1, and L, R = M' ± S'. Where the transfer keeps the music (gain ≈ 1) the
+music's stereo image is kept; where the texture replaces it (gain < 1) the side fades
+and the texture is one coherent layer in both channels (no phasey, hollow centre); the
+mono sum of the result is the conversion of the mid.
 """
 from __future__ import annotations
 
@@ -14,8 +37,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import audio, reconstruct, spectral
+from collections.abc import Iterator
 
+from . import audio, reconstruct, spectral, texture
+
+BLOCK_FRAMES = 2560  # frames kept per block (29.7 s): 22 MB per spectrogram-sized array
 # Share of the total time each stage takes, for one progress fraction over the whole job.
 STAGE_WEIGHTS = {"analysing": 0.04, "transferring": 0.08, "reconstructing": 0.83, "encoding": 0.05}
 STAGES = tuple(STAGE_WEIGHTS)
@@ -29,8 +55,8 @@ LogMagTransform = Callable[[np.ndarray], np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class Rendered:
-    """The result of :func:`render`: (n,) float32 samples at ``SAMPLE_RATE`` and the
-    seconds each stage took."""
+    """The result of :func:`render`: float32 samples at ``SAMPLE_RATE``, (n,) or (channels,
+    n) as given, and the seconds each stage took."""
 
     samples: np.ndarray
     timings: dict[str, float]
@@ -46,26 +72,105 @@ def stage_start(stage: str) -> float:
     raise ValueError(f"unknown stage {stage!r}")
 
 
+def margin_frames(iterations: int) -> int:
+    """Frames rendered on either side of a block and dropped, for phase retrieval of
+    ``iterations`` iterations: 3 per iteration, 2 for the block's own edges, 3 for the
+    final ISTFT, 3 to spare (see the module's docstring)."""
+    return 3 * iterations + 8
+
+
+def check_strength(strength: float) -> float:
+    """``strength`` as a float within 0..1; ValueError otherwise (NaN included)."""
+    strength = float(strength)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be within 0..1, got {strength:g}")
+    return strength
+
+
+def as_channels(samples: np.ndarray) -> np.ndarray:
+    """(n,) or (channels, n) samples, channels 1 or 2 → (channels, n) float32 (a view
+    where it can be). ValueError for another shape."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == 1:
+        return x[None, :]
+    if x.ndim != 2 or x.shape[0] not in (1, 2):
+        raise ValueError(f"expected (n,) or (channels, n) samples with 1 or 2 channels, got shape {x.shape}")
+    return x
+
+
 def render(
     samples: np.ndarray,
     quality: str | reconstruct.Quality,
     transform: LogMagTransform | None = None,
     *,
+    strength: float = 1.0,
     normalize: bool = True,
     seed: int = 0,
     on_progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    block_frames: int = BLOCK_FRAMES,
 ) -> Rendered:
     """Re-render ``samples`` through the spectrogram, optionally transformed.
 
-    samples: (n,) float at ``spectral.SAMPLE_RATE``. quality: "lofi", "standard", "hifi".
+    samples: (n,) or (channels, n) float at ``spectral.SAMPLE_RATE``, channels 1 or 2;
+    the result has the same shape. quality: "lofi", "standard", "hifi".
     transform: maps the log-magnitude to a new one (a texture's band-statistics
-    transfer); None keeps it.
+    transfer); None keeps it. strength 0..1: how much of it (0 the music unchanged,
+    reconstruction only; 1 the texture as tuned); ValueError outside.
     normalize: loudness-normalise the result (the original's "std" build) or only guard
     against clipping ("lite"). Raises ``reconstruct.Cancelled`` if cancelled.
+    block_frames: frames per block (see the module's docstring); the result does not
+    depend on it.
     """
-    q = quality if isinstance(quality, reconstruct.Quality) else reconstruct.quality(quality)
+    x = as_channels(samples)
     timings: dict[str, float] = {}
+    out = np.empty_like(x) if x.shape[1] else np.zeros_like(x)
+    for first, block in render_blocks(lambda a, b: x[:, a:b], x.shape[1], x.shape[0], quality, transform,
+                                      strength=strength, seed=seed, on_progress=on_progress,
+                                      should_cancel=should_cancel, timings=timings, block_frames=block_frames):
+        out[:, first:first + block.shape[1]] = block
+    t0 = time.perf_counter()
+    if should_cancel is not None and should_cancel():
+        raise reconstruct.Cancelled()
+    if on_progress is not None:
+        on_progress("encoding", stage_start("encoding"))
+    out = audio.normalize_loudness(out) if normalize else audio.peak_limit(out)
+    timings["encoding"] = time.perf_counter() - t0
+    return Rendered(samples=out[0] if np.ndim(samples) == 1 else out, timings=timings)
+
+
+Reader = Callable[[int, int], np.ndarray]
+"""read(a, b) → (channels, b − a) float32 samples a to b of the song."""
+
+
+def render_blocks(
+    read: Reader,
+    n: int,
+    channel_count: int,
+    quality: str | reconstruct.Quality,
+    transform: LogMagTransform | None = None,
+    *,
+    strength: float = 1.0,
+    seed: int = 0,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    timings: dict[str, float] | None = None,
+    block_frames: int = BLOCK_FRAMES,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The song of ``n`` samples and ``channel_count`` channels (1 or 2) that ``read``
+    gives, rendered block by block before any level is set: yields (first sample,
+    (channels, m) float32 samples), in order, covering 0..n. Only one block's arrays are
+    held at a time (and the plan: see the module's docstring). The arguments as
+    :func:`render`'s; ``timings`` (stage → s) is added to."""
+    q = quality if isinstance(quality, reconstruct.Quality) else reconstruct.quality(quality)
+    strength = check_strength(strength)
+    if channel_count not in (1, 2):
+        raise ValueError(f"1 or 2 channels, not {channel_count}")
+    timings = {} if timings is None else timings
+    for stage in ("analysing", "transferring", "reconstructing"):
+        timings.setdefault(stage, 0.0)
+    if transform is not None and strength == 0.0:
+        transform = None  # the music unchanged: no transfer at all, not one weighted by 0
 
     def report(stage: str, within: float) -> None:
         if on_progress is not None:
@@ -75,33 +180,106 @@ def render(
         if should_cancel is not None and should_cancel():
             raise reconstruct.Cancelled()
 
-    t0 = time.perf_counter()
+    total = spectral.n_frames(n)
+    cores = [(a, min(a + block_frames, total)) for a in range(0, total, block_frames)] or [(0, total)]
+    margin = margin_frames(q.iterations_from_phase)
     report("analysing", 0.0)
-    # (N_BINS, n_frames) view of the frame-major STFT: no transposed copy, and the music's
-    # phase stays complex (phase retrieval takes it as x/|x|: no angles, no complex exp)
-    spec = spectral.stft_frames(samples).T
-    mag = np.abs(spec)
-    timings["analysing"] = time.perf_counter() - t0
+    plan = whole = None
+    if transform is not None and len(cores) > 1:
+        t0 = time.perf_counter()
+        if isinstance(transform, texture.Transfer):
+            plan = _plan(read, n, channel_count, cores, transform, report, check_cancel)
+        else:  # any other transform sees the whole clip at once: exact, but held whole
+            whole = transform(_whole_log_mag(read, n, channel_count, cores, report, check_cancel))
+        timings["analysing"] += time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    check_cancel()
-    report("transferring", 0.0)
-    if transform is not None:
-        mag = spectral.from_log(transform(spectral.to_log(mag)))
-    timings["transferring"] = time.perf_counter() - t0
+    for i, (a, b) in enumerate(cores):
+        lo = max(a - margin, 0) if len(cores) > 1 else 0
+        s0, s1 = lo * spectral.HOP, n if b == total else min(n, (b + margin) * spectral.HOP)
+        t0 = time.perf_counter()
+        check_cancel()
+        chans = read(s0, s1)
+        mid = chans[0] if channel_count == 1 else 0.5 * (chans[0] + chans[1])
+        # (N_BINS, frames) view of the frame-major STFT: no transposed copy, and the music's
+        # phase stays complex (phase retrieval takes it as x/|x|: no angles, no complex exp)
+        spec = spectral.stft_frames(mid).T
+        mag = np.abs(spec)
+        timings["analysing"] += time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    report("reconstructing", 0.0)
-    # Start phase retrieval from the music's own phase: where the transfer kept the music,
-    # its partials stay in place (a PGHI start from the new magnitude smears them).
-    out = reconstruct.reconstruct(mag, q, length=len(samples), phase=spec, overwrite_phase=True, seed=seed,
-                                  on_progress=lambda f: report("reconstructing", f),
-                                  should_cancel=should_cancel)
-    timings["reconstructing"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        check_cancel()
+        if len(cores) == 1:
+            report("transferring", 0.0)
+        gain = None
+        if transform is not None:
+            log_x = spectral.to_log(mag)
+            if plan is not None:
+                log_y = transform.apply(log_x, plan, lo)
+            elif whole is not None:
+                log_y = whole[:, lo:lo + log_x.shape[1]]
+            else:
+                log_y = transform(log_x)
+            if strength < 1.0:
+                log_y = log_x + np.float32(strength) * (log_y - log_x)
+            if channel_count == 2:
+                gain = np.exp(np.minimum(log_y - log_x, 0.0))
+            mag = spectral.from_log(log_y)
+        timings["transferring"] += time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    check_cancel()
-    report("encoding", 0.0)
-    out = audio.normalize_loudness(out) if normalize else audio.peak_limit(out)
-    timings["encoding"] = time.perf_counter() - t0
-    return Rendered(samples=out, timings=timings)
+        t0 = time.perf_counter()
+        check_cancel()
+        length = s1 - s0
+
+        def block_progress(f: float, i=i) -> None:
+            report("reconstructing", (i + f) / len(cores))
+
+        side = None
+        if channel_count == 2:  # before the mid's phase retrieval, which may overwrite the STFT buffers
+            side_spec = spectral.stft_frames(0.5 * (chans[0] - chans[1]))
+            if gain is not None:
+                side_spec *= gain.T
+            side = spectral.istft_frames(side_spec, length)
+        del chans
+        report("reconstructing", i / len(cores))
+        # Start phase retrieval from the music's own phase: where the transfer kept the music,
+        # its partials stay in place (a PGHI start from the new magnitude smears them).
+        out = reconstruct.reconstruct(mag, q, length=length, phase=spec, overwrite_phase=True, seed=seed,
+                                      on_progress=block_progress, should_cancel=should_cancel)
+        block = out[None, :] if side is None else np.stack([out + side, out - side])
+        keep_from, keep_to = a * spectral.HOP - s0, (n if b == total else b * spectral.HOP) - s0
+        timings["reconstructing"] += time.perf_counter() - t0
+        yield a * spectral.HOP, block[:, keep_from:keep_to]
+
+
+def _mid_blocks(read: Reader, n: int, channel_count: int, cores: list[tuple[int, int]],
+                report: Callable[[str, float], None], check_cancel: Callable[[], None]) -> Iterator[np.ndarray]:
+    """The (N_BINS, b − a) natural-log magnitude of the mid for each core (a, b) of frames
+    in turn, exactly the whole song's frames: each is the STFT of its samples with two
+    frames more on either side (a frame spans two hops either side of its centre)."""
+    total = spectral.n_frames(n)
+    for i, (a, b) in enumerate(cores):
+        check_cancel()
+        lo = max(a - 2, 0)
+        s0, s1 = lo * spectral.HOP, n if b == total else min(n, (b + 2) * spectral.HOP)
+        chans = read(s0, s1)
+        mid = chans[0] if channel_count == 1 else 0.5 * (chans[0] + chans[1])
+        frames = spectral.stft_frames(mid)[a - lo:b - lo]
+        yield spectral.to_log(np.abs(frames.T))
+        report("analysing", (i + 1) / len(cores))
+
+
+def _plan(read: Reader, n: int, channel_count: int, cores: list[tuple[int, int]], transfer: texture.Transfer,
+          report: Callable[[str, float], None], check_cancel: Callable[[], None]) -> texture.Plan:
+    """The transfer's whole-song plan from one streaming pass over the mid: its band
+    envelopes (N_BANDS, frames) and its mean squared magnitude."""
+    envelopes, power = [], 0.0
+    for log_x in _mid_blocks(read, n, channel_count, cores, report, check_cancel):
+        envelopes.append(texture.band_envelopes(log_x))
+        power += float(np.sum(np.exp(2.0 * log_x, dtype=np.float64)))
+    return transfer.plan(np.concatenate(envelopes, axis=1), power / (spectral.N_BINS * spectral.n_frames(n)))
+
+
+def _whole_log_mag(read: Reader, n: int, channel_count: int, cores: list[tuple[int, int]],
+                   report: Callable[[str, float], None], check_cancel: Callable[[], None]) -> np.ndarray:
+    """The mid's whole (N_BINS, frames) natural-log magnitude, gathered block by block."""
+    return np.concatenate(list(_mid_blocks(read, n, channel_count, cores, report, check_cancel)), axis=1)

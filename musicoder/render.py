@@ -14,13 +14,19 @@ import numpy as np
 from . import spectral
 
 
+def mid(y: np.ndarray) -> np.ndarray:
+    """The mid (mean of the channels) of (channels, n) samples as (n,) float32; (n,) as is."""
+    y = np.asarray(y, dtype=np.float32)
+    return y.mean(axis=0) if y.ndim == 2 else y
+
+
 def waveform_peaks(y: np.ndarray, columns: int = 800) -> np.ndarray:
     """Min and max of each of ``columns`` equal slices of y, for drawing a waveform.
 
-    y: (n,) float. Returns (2, columns) float32: row 0 the minima, row 1 the maxima.
+    y: (n,) float, or (channels, n): the peaks of the mid. Returns (2, columns) float32: row 0 the minima, row 1 the maxima.
     When y has fewer samples than columns, a column shows the sample it falls on.
     """
-    y = np.asarray(y, dtype=np.float32)
+    y = mid(y)
     if y.size == 0:
         return np.zeros((2, columns), dtype=np.float32)
     starts = np.minimum(np.linspace(0, y.size, columns + 1)[:-1].astype(np.int64), y.size - 1)

@@ -179,46 +179,88 @@ def placement(n_frames: int, music_onsets: np.ndarray, exemplar: ExemplarAnalysi
     return index
 
 
-def make_transform(exemplar: ExemplarAnalysis, settings: Settings):
-    """The transfer toward ``exemplar`` as an ``engine.LogMagTransform``: (N_BINS, T)
-    natural-log magnitude → (N_BINS, T) float32. The exemplar is matched to the music's
-    level (mean spectral power) first, so only its sound moves, not its loudness."""
-    w, centres = filterbank()
-    low = (centres < settings.crossover_hz)[:, None]
-    keep = np.where(low, settings.keep_low, settings.keep_high)
-    level = np.where(low, 0.0, settings.level)
-    spread = np.where(low, settings.spread_low, settings.spread)
-    high_bins = np.flatnonzero(np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE) >= settings.crossover_hz)
-    w_high = np.ascontiguousarray(w.T[high_bins])
-    env_s = exemplar.envelopes
-    mu_s = env_s.mean(axis=1, keepdims=True)
-    sd_s = env_s.std(axis=1, keepdims=True) + _EPS
-    z_s = (env_s - mu_s) / sd_s
-    max_s = env_s.max(axis=1, keepdims=True)
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a :class:`Transfer` decides from a whole song's band envelopes, before any block
+    is transformed: env_x the music's (N_BANDS, T) band log-envelopes, env_y the target
+    ones (same shape, float32), index the (T,) exemplar frame placed at each music frame.
+    10 MB for a 10-minute song: the whole-song statistics without the whole spectrogram."""
 
-    def transform(log_x: np.ndarray) -> np.ndarray:
+    env_x: np.ndarray
+    env_y: np.ndarray
+    index: np.ndarray
+
+
+class Transfer:
+    """The transfer toward one exemplar with one :class:`Settings`, as an
+    ``engine.LogMagTransform`` (call it on a (N_BINS, T) log-magnitude) that can also be
+    split for a song too long to hold whole: :meth:`plan` takes only the whole song's band
+    envelopes and mean power (streamed in a first pass), :meth:`apply` transforms any run
+    of frames with that plan. The split gives the whole-clip result: every statistic
+    (band means, spreads and maxima, the level match, the onsets and their threshold, the
+    normalisation of z) is whole-song, and the rest works frame by frame."""
+
+    def __init__(self, exemplar: ExemplarAnalysis, settings: Settings):
+        self.exemplar, self.settings = exemplar, settings
+        w, centres = filterbank()
+        low = (centres < settings.crossover_hz)[:, None]
+        self._keep = np.where(low, settings.keep_low, settings.keep_high)
+        self._level = np.where(low, 0.0, settings.level)
+        self._spread = np.where(low, settings.spread_low, settings.spread)
+        freqs = np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE)
+        self._high_bins = np.flatnonzero(freqs >= settings.crossover_hz)
+        self._w_high = np.ascontiguousarray(w.T[self._high_bins])
+        env_s = exemplar.envelopes
+        self._mu_s = env_s.mean(axis=1, keepdims=True)
+        self._sd_s = env_s.std(axis=1, keepdims=True) + _EPS
+        self._z_s = (env_s - self._mu_s) / self._sd_s
+        self._max_s = env_s.max(axis=1, keepdims=True)
+
+    def plan(self, env_x: np.ndarray, music_power: float) -> Plan:
+        """The :class:`Plan` for a song whose (N_BANDS, T) band log-envelopes are ``env_x``
+        (:func:`band_envelopes` of its log-magnitude) and whose mean squared magnitude over
+        bins and frames is ``music_power``. The exemplar is matched to the music's level
+        first, so only its sound moves, not its loudness."""
+        keep, level, spread = self._keep, self._level, self._spread
+        mu_x = env_x.mean(axis=1, keepdims=True)
+        sd_x = env_x.std(axis=1, keepdims=True) + _EPS
+        offset = 0.5 * np.log(max(music_power, _POWER_FLOOR) / self.exemplar.mean_power)
+        index = placement(env_x.shape[1], onsets(env_x), self.exemplar)
+        z = keep * (env_x - mu_x) / sd_x + (1.0 - keep) * self._z_s[:, index]
+        z /= z.std(axis=1, keepdims=True) + _EPS
+        env_y = mu_x + level * (self._mu_s + offset - mu_x) + (sd_x + spread * (self._sd_s - sd_x)) * z
+        # no band louder than the louder of the two ever is there: a wide exemplar spread
+        # times a rare peak of the music's dynamics would otherwise boost one band by many
+        # nats, and the loudness normalisation after would bury everything else
+        env_y = np.minimum(env_y, np.maximum(env_x.max(axis=1, keepdims=True), self._max_s + offset))
+        return Plan(env_x=env_x, env_y=env_y, index=index)
+
+    def apply(self, log_x: np.ndarray, plan: Plan, first: int = 0) -> np.ndarray:
+        """Frames ``first`` to ``first + T`` of the song that ``plan`` was made for: (N_BINS, T)
+        natural-log magnitude of those frames → (N_BINS, T) float32."""
+        w, _ = filterbank()
+        frames = slice(first, first + log_x.shape[1])
+        env_x, env_y, index = plan.env_x[:, frames], plan.env_y[:, frames], plan.index[frames]
+        out = log_x + w.T @ (env_y - env_x)
+        high_bins = self._high_bins
+        if self.settings.fine > 0 and len(high_bins):
+            # above the crossover: the target envelope over a mix of the two fine structures
+            fine_x = log_x[high_bins] - self._w_high @ env_x
+            out[high_bins] = (self._w_high @ env_y + (1.0 - self.settings.fine) * fine_x
+                              + self.settings.fine * self.exemplar.fine[np.ix_(high_bins, index)])
+        return out.astype(np.float32)
+
+    def __call__(self, log_x: np.ndarray) -> np.ndarray:
+        """The whole clip at once: (N_BINS, T) natural-log magnitude → (N_BINS, T) float32."""
         log_x = np.asarray(log_x, np.float32)
         if log_x.shape[1] == 0:
             return log_x.copy()
         env_x = band_envelopes(log_x)
-        mu_x = env_x.mean(axis=1, keepdims=True)
-        sd_x = env_x.std(axis=1, keepdims=True) + _EPS
-        music_power = float(np.mean(np.exp(2.0 * log_x, dtype=np.float64)))
-        offset = 0.5 * np.log(max(music_power, _POWER_FLOOR) / exemplar.mean_power)
-        index = placement(log_x.shape[1], onsets(env_x), exemplar)
-        z = keep * (env_x - mu_x) / sd_x + (1.0 - keep) * z_s[:, index]
-        z /= z.std(axis=1, keepdims=True) + _EPS
-        env_y = mu_x + level * (mu_s + offset - mu_x) + (sd_x + spread * (sd_s - sd_x)) * z
-        # no band louder than the louder of the two ever is there: a wide exemplar spread
-        # times a rare peak of the music's dynamics would otherwise boost one band by many
-        # nats, and the loudness normalisation after would bury everything else
-        env_y = np.minimum(env_y, np.maximum(env_x.max(axis=1, keepdims=True), max_s + offset))
-        out = log_x + w.T @ (env_y - env_x)
-        if settings.fine > 0 and len(high_bins):
-            # above the crossover: the target envelope over a mix of the two fine structures
-            fine_x = log_x[high_bins] - w_high @ env_x
-            out[high_bins] = (w_high @ env_y + (1.0 - settings.fine) * fine_x
-                              + settings.fine * exemplar.fine[np.ix_(high_bins, index)])
-        return out.astype(np.float32)
+        return self.apply(log_x, self.plan(env_x, float(np.mean(np.exp(2.0 * log_x, dtype=np.float64)))))
 
-    return transform
+
+def make_transform(exemplar: ExemplarAnalysis, settings: Settings) -> Transfer:
+    """The transfer toward ``exemplar`` as an ``engine.LogMagTransform``: (N_BINS, T)
+    natural-log magnitude → (N_BINS, T) float32, a :class:`Transfer` (so the engine can
+    also work through a long song in blocks with its plan)."""
+    return Transfer(exemplar, settings)
