@@ -3,6 +3,7 @@
     python -m models.evaluate [--texture laser|water|future|all|none] [--quality standard,hifi]
                               [--exemplars DIR] [--music-dir DIR] [--tracks-per-package 3]
                               [--allow-small] [--settings-dir DIR] [--json PATH] [--update-metadata]
+                              [--strength 0,0.25,0.5,0.75,1]
 
 Validation set: the ``val_packages`` of ``DIR/manifest.json`` (made by
 ``scripts/gather_training_music.py``; DIR is ``$MUSICODER_MUSIC_DIR``, else
@@ -26,8 +27,12 @@ makes one) as a user's own exemplar, ``own:<file stem>``: decoded as a user's
 (``audio.load_exemplar``: its first 30 s), converted with ``models.from_exemplar``, its
 morph and judge against that same part; the user-exemplar bar (OWN_BAR_*) applies to those.
 
-Prints one row per clip × texture × method × quality, a summary per texture × method ×
-quality, the quality bar per texture and quality, and the mean advantage per style. ``--json PATH`` writes all
+``--strength S[,S...]`` renders the product path at each strength (0..1, the engine's
+``strength``: 0 the music unchanged, 1 the texture as tuned, the default) and prints the
+strength table: mean advantage and content per texture, quality and strength.
+
+Prints one row per clip × texture × method × quality (× strength), a summary per texture × method ×
+quality (× strength), the quality bar per texture and quality, and the mean advantage per style. ``--json PATH`` writes all
 of it; ``--update-metadata`` stores each texture's summary in
 ``models/settings/{texture}.json`` under ``validation``. Temporary WAVs only, no cache.
 """
@@ -263,10 +268,13 @@ def user_exemplars(folder: Path) -> dict[str, Path]:
 
 
 def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], settings_dir: Path | None = None,
-             progress: bool = True, own: dict[str, Path] | None = None) -> list[dict]:
-    """One judge row per clip × texture × method × quality (dict: clip, package, style,
-    texture, method, quality, the judge's figures, engine_s = seconds in engine.render).
-    own: user exemplars (``own:<name>`` → file), judged beside the built-in textures."""
+             progress: bool = True, own: dict[str, Path] | None = None,
+             strengths: tuple[float, ...] = (1.0,)) -> list[dict]:
+    """One judge row per clip × texture × method × quality, and for the product path per
+    strength too (dict: clip, package, style, texture, method, quality, strength, the
+    judge's figures, engine_s = seconds in engine.render). own: user exemplars
+    (``own:<name>`` → file), judged beside the built-in textures. strengths: the engine's
+    strength (0..1) for the product path; the morph reference is judged once."""
     from tqdm import tqdm
 
     from musicoder import audio, engine
@@ -280,7 +288,8 @@ def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], se
                      tj.load(str(TEXTURES[t].exemplar_path))) for t in textures}
     rows = []
     with tempfile.TemporaryDirectory(prefix="musicoder-eval-") as tmp, \
-            tqdm(total=len(clips) * (len(textures) + len(own)) * len(METHODS) * len(qualities), desc="judging",
+            tqdm(total=len(clips) * (len(textures) + len(own)) * len(qualities) * (len(strengths) + len(METHODS) - 1),
+                 desc="judging",
                  file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
         tmp = Path(tmp)
         for name, path in own.items():  # as a user's: the part used is what the judge compares with
@@ -295,13 +304,15 @@ def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], se
                 mixes = frontier(tj, x, exemplars[t][1])
                 transforms = {"musicoder": models[t].transform,
                               "morph": morph_transform(exemplar_log_mag(exemplars[t][0], music))}
+                runs = [(m, s) for m in METHODS for s in (strengths if m == "musicoder" else (1.0,))]
                 for q in qualities:
-                    for method in METHODS:
-                        bar.set_postfix_str(f"{c.package} {t} {method} {q}", refresh=False)
-                        out = engine.render(music, q, transforms[method])
+                    for method, strength in runs:
+                        bar.set_postfix_str(f"{c.package} {t} {method} {q} {strength:g}", refresh=False)
+                        out = engine.render(music, q, transforms[method], strength=strength)
                         y = judge_file(tj, out.samples, tmp / "output.wav")
                         rows.append({"clip": clip_name(c), "package": c.package, "style": c.style, "texture": t,
-                                     "method": method, "quality": q, **score(tj, x, y, exemplars[t][1], mixes),
+                                     "method": method, "quality": q, "strength": strength,
+                                     **score(tj, x, y, exemplars[t][1], mixes),
                                      **own_measure(metrics, x, y, exemplars[t][1]),
                                      "engine_s": round(sum(out.timings.values()), 3)})
                         bar.update()
@@ -309,16 +320,16 @@ def evaluate(clips: list[ValClip], textures: list[str], qualities: list[str], se
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Per texture × method × quality: clips, mean and worst advantage, mean and min content,
-    mean timbre and texture gain, and vs_morph (mean advantage minus the morph's)."""
+    """Per texture × method × quality × strength: clips, mean and worst advantage, mean and
+    min content, mean timbre and texture gain, and vs_morph (mean advantage minus the morph's)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["texture"], r["method"], r["quality"]), []).append(r)
+        groups.setdefault((r["texture"], r["method"], r["quality"], r.get("strength", 1.0)), []).append(r)
     out = []
-    for (t, m, q), rs in groups.items():
+    for (t, m, q, st), rs in groups.items():
         adv = [r["advantage"] for r in rs]
         content = [r["content"] for r in rs]
-        out.append({"texture": t, "method": m, "quality": q, "clips": len(rs),
+        out.append({"texture": t, "method": m, "quality": q, "strength": st, "clips": len(rs),
                     "mean_advantage": round(float(np.mean(adv)), 4), "min_advantage": round(float(np.min(adv)), 4),
                     "worst_clip": rs[int(np.argmin(adv))]["clip"],
                     "mean_content": round(float(np.mean(content)), 4), "min_content": round(float(np.min(content)), 4),
@@ -355,6 +366,29 @@ def by_style(rows: list[dict]) -> dict[str, dict[str, float]]:
     return {k: {st: round(float(np.mean(v)), 4) for st, v in d.items()} for k, d in table.items()}
 
 
+def strength_table(summaries: list[dict]) -> str:
+    """The product path's mean advantage and mean content per texture × quality (rows) and
+    strength (columns), and whether each moves monotonically with strength (advantage up,
+    content down, each step within 0.005 of it)."""
+    rows: dict[tuple, dict[float, dict]] = {}
+    for s in summaries:
+        if s["method"] == "musicoder":
+            rows.setdefault((s["texture"], s["quality"]), {})[s["strength"]] = s
+    strengths = sorted({st for r in rows.values() for st in r})
+    head = " ".join(f"{st:>13g}" for st in strengths)
+    lines = [f"{'texture':14s} {'quality':8s} {head}   monotone (advantage up, content down)",
+             f"{'':23s} " + " ".join(f"{'adv / content':>13s}" for _ in strengths)]
+    for (t, q), by in rows.items():
+        cells = " ".join(f"{by[st]['mean_advantage']:+6.3f}/{by[st]['mean_content']:.3f}" if st in by else f"{'':13s}"
+                         for st in strengths)
+        adv = [by[st]["mean_advantage"] for st in strengths if st in by]
+        content = [by[st]["mean_content"] for st in strengths if st in by]
+        up = all(b >= a - 0.005 for a, b in zip(adv, adv[1:]))
+        down = all(b <= a + 0.005 for a, b in zip(content, content[1:]))
+        lines.append(f"{t:14s} {q:8s} {cells}   {'yes' if up and down else 'NO'}")
+    return "\n".join(lines)
+
+
 def report(rows: list[dict], summaries: list[dict], styles: dict, valset: dict) -> str:
     """The text tables: rows, summaries, the bar, per style."""
     w = max([len("clip"), *(len(r["clip"]) for r in rows)])
@@ -364,7 +398,8 @@ def report(rows: list[dict], summaries: list[dict], styles: dict, valset: dict) 
              f"{'texture':>7s} {'content':>7s} {'chroma':>7s} {'onset':>7s} {'own dB':>7s} {'own chr':>7s} "
              f"{'engine':>7s}"]
     for r in rows:
-        lines.append(f"{r['clip']:{w}s} {r['texture']:14s} {r['method']:9s} {r['quality']:8s} "
+        method = r["method"] + (f"@{r['strength']:g}" if r.get("strength", 1.0) != 1.0 else "")
+        lines.append(f"{r['clip']:{w}s} {r['texture']:14s} {method:9s} {r['quality']:8s} "
                      f"{r['advantage']:+7.3f} {r['timbre_gain']:+7.3f} {r['texture_gain']:+7.3f} "
                      f"{r['content']:7.3f} {r['chroma']:7.3f} {r['onset']:7.3f} {r['own_move']:+7.2f} "
                      f"{r['own_chroma']:7.3f} {r['engine_s']:6.2f}s")
@@ -374,7 +409,8 @@ def report(rows: list[dict], summaries: list[dict], styles: dict, valset: dict) 
               f"{'content':>7s} {'min':>6s} {'vs morph':>8s} {'own dB':>7s} {'own chr':>7s}"]
     for s in summaries:
         vs = "" if s["vs_morph"] is None else f"{s['vs_morph']:+8.3f}"
-        lines.append(f"{s['texture']:14s} {s['method']:9s} {s['quality']:8s} {s['clips']:5d} "
+        method = s["method"] + (f"@{s['strength']:g}" if s.get("strength", 1.0) != 1.0 else "")
+        lines.append(f"{s['texture']:14s} {method:9s} {s['quality']:8s} {s['clips']:5d} "
                      f"{s['mean_advantage']:+7.3f} {s['min_advantage']:+7.3f} {s['mean_content']:7.3f} "
                      f"{s['min_content']:6.3f} {vs:>8s} {s['mean_own_move']:+7.2f} {s['min_own_chroma']:7.3f}")
     lines += ["", f"quality bar, built-in textures: mean advantage >= {BAR_MEAN_ADVANTAGE:+.2f}, no clip below "
@@ -445,7 +481,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, metavar="PATH", help="write all rows and summaries to PATH")
     ap.add_argument("--update-metadata", action="store_true",
                     help="store each texture's summary and rows in its settings file")
+    ap.add_argument("--strength", default="1", metavar="S[,S...]",
+                    help="the engine's strength (0..1) for the product path, comma-separated: a strength table "
+                         "(default %(default)s)")
     a = ap.parse_args(argv)
+    try:
+        strengths = tuple(float(v) for v in a.strength.split(",") if v.strip())
+    except ValueError:
+        strengths = ()
+    if not strengths or not all(0.0 <= v <= 1.0 for v in strengths):
+        ap.error(f"--strength: numbers within 0..1, comma-separated (got {a.strength!r})")
+    if a.update_metadata and strengths != (1.0,):
+        ap.error("--update-metadata stores the textures as tuned: leave --strength at 1")
     textures = list(TEXTURES) if a.texture == "all" else [] if a.texture == "none" else [a.texture]
     own = user_exemplars(a.exemplars) if a.exemplars else {}
     if not textures and not own:
@@ -458,11 +505,13 @@ def main(argv: list[str] | None = None) -> int:
     clips = validation_clips(a.music_dir, a.tracks_per_package)
     check_size(clips, a.allow_small)
     valset = describe(clips, a.music_dir)
-    rows = evaluate(clips, textures, qualities, a.settings_dir, own=own)
+    rows = evaluate(clips, textures, qualities, a.settings_dir, own=own, strengths=strengths)
     summaries = summarise(rows)
     styles = by_style(rows)
     wall = time.perf_counter() - t0
     print(report(rows, summaries, styles, valset))
+    if strengths != (1.0,):
+        print("\nstrength table\n" + strength_table(summaries))
     print(f"\n{len(rows)} judged outputs in {wall:.0f} s")
     if a.json:
         a.json.write_text(json.dumps({"judge": JUDGE, "validation_set": valset, "morph_weight": MORPH_WEIGHT,

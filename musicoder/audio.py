@@ -336,15 +336,123 @@ def _load_probed(path: str, info: SourceInfo, start: float, duration: float, max
         mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
         mono = resample(mono, rate, SAMPLE_RATE)
         mono -= np.float32(mono.mean())
+    notes = _window_notes(rms_dbfs(mono), start + mono.shape[-1] / SAMPLE_RATE, start, duration, info)
+    return Clip(samples=mono, start=start, duration=mono.shape[-1] / SAMPLE_RATE, source=info,
+                channels=channels, warnings=notes)
+
+
+def _window_notes(level_dbfs: float, ends: float, start: float, duration: float,
+                  info: SourceInfo) -> tuple[str, ...]:
+    """Warnings for the user about a decoded window of ``level_dbfs`` RMS (its DC removed)
+    whose audio ends at ``ends`` s, asked for from ``start`` s for ``duration`` s."""
     notes = []
-    if rms_dbfs(mono) < SILENCE_DBFS:
+    if level_dbfs < SILENCE_DBFS:
         notes.append("The selected audio is silent; the result will be silent too.")
-    ends = start + mono.shape[-1] / SAMPLE_RATE
     if math.isfinite(info.duration) and ends < start + duration - 0.5:  # e.g. an mp4 with its index first, cut
         notes.append(f"The file is cut short: its audio ends at {ends:.1f} s, not at the {info.duration:.1f} s "
                      f"its header gives.")
-    return Clip(samples=mono, start=start, duration=mono.shape[-1] / SAMPLE_RATE, source=info,
-                channels=channels, warnings=tuple(notes))
+    return tuple(notes)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedFile:
+    """A window decoded to a raw file for a song too long to hold: ``path`` holds
+    ``frames`` × ``channels`` interleaved float32 samples at SAMPLE_RATE (channels 1 or 2),
+    before ``dc`` ((channels,) float32, each channel's mean) is taken off; start, duration
+    (s), source, source_channels and warnings as :class:`Clip`'s."""
+
+    path: str
+    frames: int
+    channels: int
+    dc: np.ndarray
+    start: float
+    duration: float
+    source: SourceInfo
+    source_channels: int
+    warnings: tuple[str, ...] = ()
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Samples a to b (clipped to the window) as (channels, m) float32, DC removed:
+        read from the file, so only these are held."""
+        a, b = max(a, 0), min(b, self.frames)
+        with open(self.path, "rb") as f:
+            f.seek(a * self.channels * 4)
+            y = np.fromfile(f, "<f4", count=max(b - a, 0) * self.channels)
+        return np.ascontiguousarray(y.reshape(-1, self.channels).T) - self.dc[:, None]
+
+
+DECODE_CHUNK_SECONDS = 10.0  # read, resampled and written at a time when decoding to a file
+
+
+def decode_to_file(path: str | os.PathLike, folder: str, start: float = 0.0, duration: float | None = None,
+                   limits: Limits = Limits()) -> DecodedFile:
+    """:func:`load` with ``stereo`` into files in ``folder`` (which the caller removes): the
+    window (duration None: the whole track, within ``limits.max_track_seconds``) is
+    decoded by ffmpeg to a float WAV file, then resampled (soxr's stream, the same
+    filter as :func:`resample`) DECODE_CHUNK_SECONDS at a time into a raw file: memory
+    does not grow with the song. InputError as :func:`load`."""
+    path = os.fspath(path)
+    _check_size(path, limits)
+    info = probe(path)
+    _check_track(info, limits)
+    if duration is None:
+        duration = info.duration if math.isfinite(info.duration) else limits.max_track_seconds
+        max_window = limits.max_track_seconds
+    else:
+        max_window = limits.max_window_seconds
+    start, duration = check_window(start, duration, info.duration, max_window)
+    wav = os.path.join(folder, "source.wav")
+    command = _decode_command(ffmpeg_path(), path, info, start, duration, True)
+    proc = run_ffmpeg([*command[:-1], "-y", "file:" + wav], f"decoding {os.path.basename(path)}",
+                      duration + SEEK_PREROLL_SECONDS + END_MARGIN_SECONDS)
+    if proc.returncode != 0 or not os.path.exists(wav):
+        raise InputError("not_audio", "The audio in this file could not be decoded (damaged or unsupported).")
+    raw = os.path.join(folder, "samples.f32")
+    frames, channels, source_channels, sums = _resample_file(wav, raw, duration)
+    os.remove(wav)
+    if frames == 0:
+        raise InputError("truncated", "No audio could be decoded from the file (truncated or damaged).")
+    dc = (sums[0] / frames).astype(np.float32)
+    power = float(np.sum(sums[1] / frames - (sums[0] / frames) ** 2)) / channels
+    level = 10 * math.log10(power) if power > 0 else -math.inf
+    notes = _window_notes(level, start + frames / SAMPLE_RATE, start, duration, info)
+    return DecodedFile(path=raw, frames=frames, channels=channels, dc=dc, start=start,
+                       duration=frames / SAMPLE_RATE, source=info, source_channels=source_channels, warnings=notes)
+
+
+def _resample_file(wav: str, raw: str, duration: float) -> tuple[int, int, int, tuple[np.ndarray, np.ndarray]]:
+    """ffmpeg's float WAV file ``wav`` (its first ``duration`` s) → the raw interleaved
+    float32 file ``raw`` at SAMPLE_RATE, the first two channels kept (ffmpeg has already
+    downmixed a layout it knows). Returns (frames, channels, the source's channels,
+    (per-channel sums, sums of squares) as float64 (channels,) arrays)."""
+    import soxr
+
+    with open(wav, "rb") as f:
+        source_channels, rate, offset = _wav_header(f.read(1 << 16))
+        f.seek(offset)
+        left = round(duration * rate)
+        channels = min(source_channels, 2)
+        stream = soxr.ResampleStream(rate, SAMPLE_RATE, channels, dtype="float32", quality="HQ") \
+            if rate != SAMPLE_RATE else None
+        chunk = max(1, int(DECODE_CHUNK_SECONDS * rate))
+        frames, sums, squares = 0, np.zeros(channels), np.zeros(channels)
+        with open(raw, "wb") as out:
+            while True:
+                y = np.fromfile(f, "<f4", count=min(chunk, left) * source_channels)
+                last = y.size < min(chunk, left) * source_channels or left <= chunk
+                y = y[:y.size - y.size % source_channels].reshape(-1, source_channels)[:, :channels]
+                left -= len(y)
+                # float sources can hold anything (NaN in a damaged one): bound them as integer formats are
+                y = np.clip(np.nan_to_num(y, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0).astype(np.float32)
+                if stream is not None:
+                    y = stream.resample_chunk(y, last=last)
+                sums += y.sum(axis=0, dtype=np.float64)
+                squares += np.square(y, dtype=np.float64).sum(axis=0)
+                frames += len(y)
+                np.ascontiguousarray(y, "<f4").tofile(out)
+                if last:
+                    break
+    return frames, channels, source_channels, (sums, squares)
 
 
 EXEMPLAR_MIN_SECONDS = 2.0  # less holds too few events for a texture's statistics
@@ -446,6 +554,15 @@ def _read_wav_stream(data: bytes) -> tuple[np.ndarray, int]:
     """
     if not data:
         return np.zeros((0, 1), np.float32), 0
+    channels, rate, offset = _wav_header(data)
+    frames = (len(data) - offset) // (4 * channels)
+    samples = np.frombuffer(data, "<f4", count=frames * channels, offset=offset)
+    return samples.reshape(frames, channels).astype(np.float32), rate  # a writable copy
+
+
+def _wav_header(data: bytes) -> tuple[int, int, int]:
+    """(channels, rate Hz, offset of the samples) of the 32-bit float WAV whose first
+    bytes (through the start of its data chunk) are ``data``. RuntimeError if not one."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise RuntimeError("ffmpeg did not write a WAV stream")
     pos, channels, rate = 12, 0, 0
@@ -459,9 +576,7 @@ def _read_wav_stream(data: bytes) -> tuple[np.ndarray, int]:
         elif kind == b"data":
             if channels == 0:
                 raise RuntimeError("ffmpeg wrote no WAV format chunk")
-            frames = (len(data) - pos - 8) // (4 * channels)
-            samples = np.frombuffer(data, "<f4", count=frames * channels, offset=pos + 8)
-            return samples.reshape(frames, channels).astype(np.float32), rate  # a writable copy
+            return channels, rate, pos + 8
         pos += 8 + size + (size & 1)  # chunks are padded to even sizes
     raise RuntimeError("ffmpeg's WAV stream has no data chunk")
 
@@ -649,17 +764,31 @@ def _last_line(stderr: bytes, default: str) -> str:
 
 
 def write_file(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to ``path`` whole or not at all: to a new temporary file beside it, then
-    renamed over it (replacing a file there). A full disk, an error or Ctrl-C mid-way
-    removes the temporary file and leaves ``path`` as it was. OSError names ``path``."""
+    """Write bytes to ``path`` whole or not at all (see :func:`placed`). OSError names ``path``."""
+    with placed(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def copy_file(source: str, path: str | os.PathLike) -> None:
+    """Copy the file ``source`` to ``path`` whole or not at all (see :func:`placed`).
+    OSError names ``path``."""
+    with placed(path) as tmp, open(source, "rb") as f, open(tmp, "wb") as out:
+        shutil.copyfileobj(f, out, 1 << 20)
+
+
+@contextlib.contextmanager
+def placed(path: str | os.PathLike):
+    """Yield a new, empty temporary file's name beside ``path``; when the block ends without
+    an error, that file is renamed over ``path`` (replacing a file there): written whole
+    or not at all. A full disk, an error or Ctrl-C mid-way removes the temporary file and
+    leaves ``path`` as it was. OSError names ``path``."""
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(folder, f".{name}.{os.getpid()}-{os.urandom(4).hex()}.part")
     try:
         # O_EXCL: never through a link or over another's file; 0o666 less the umask, as open() gives
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with open(fd, "wb") as f:
-            f.write(data)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        yield tmp
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

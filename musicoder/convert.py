@@ -7,12 +7,14 @@ none) is the caller's to resolve: this takes its log-magnitude transform.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from . import audio, engine, reconstruct, render
+from . import audio, engine, reconstruct, render, spectral
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,3 +62,126 @@ def convert(
     timings = dict(rendered.timings)
     timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
     return Converted(samples=rendered.samples, audio=data, spectrogram=png, timings=timings)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileConverted:
+    """The result of :func:`convert_file`: the files written (the spectrogram's None when
+    not asked for), the format, the window used (start, duration in s), the output's
+    channels, warnings for the user (sentences) and the seconds each stage took."""
+
+    output: str
+    spectrogram: str | None
+    format: str
+    start: float
+    duration: float
+    channels: int
+    warnings: tuple[str, ...]
+    timings: dict[str, float]
+
+
+SPECTROGRAM_COLUMNS = 4000  # a long song's spectrogram is pooled (max) to about this many frames: 6 MB
+
+
+def convert_file(
+    path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    quality: str | reconstruct.Quality,
+    transform: engine.LogMagTransform | None = None,
+    *,
+    strength: float = 1.0,
+    normalize: bool = True,
+    start: float = 0.0,
+    duration: float | None = None,
+    limits: audio.Limits = audio.Limits(),
+    spectrogram_path: str | os.PathLike | None = None,
+    title: str = "",
+    on_progress: engine.ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    block_frames: int = engine.BLOCK_FRAMES,
+) -> FileConverted:
+    """Convert the audio file ``path`` (its window from ``start`` s for ``duration`` s;
+    duration None: the whole track) to ``out_path`` (its extension picks the format), in
+    stereo when the source has two or more channels, as :func:`convert` would (transform,
+    strength, quality, normalize, title, on_progress, should_cancel alike), and the mid's
+    spectrogram PNG to ``spectrogram_path`` when given. Each file is written whole or not at all.
+
+    Streaming, so that memory does not grow with the song's length: the window is decoded
+    to a raw file (:func:`audio.decode_to_file`), rendered block by block
+    (:func:`engine.render_blocks`) into another raw file before any level is set; that is
+    measured (its loudness by ffmpeg from the file, its peak as the blocks come), then
+    scaled by the one gain :func:`audio.level_gain` gives, block by block into 16-bit PCM
+    that ffmpeg encodes. Temporary files only, in a folder removed at the end.
+    InputError for a bad input, window or format; ``reconstruct.Cancelled`` when cancelled."""
+    out_path = os.fspath(out_path)
+    fmt = audio.output_format(out_path)
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
+        t0 = time.perf_counter()
+        if on_progress is not None:
+            on_progress("analysing", 0.0)
+        source = audio.decode_to_file(path, folder, start, duration, limits)
+        timings["decoding"] = time.perf_counter() - t0
+        rendered, ch = os.path.join(folder, "rendered.f32"), source.channels
+        peak = 0.0
+        with open(rendered, "wb") as f:
+            for _, block in engine.render_blocks(source.read, source.frames, ch, quality, transform,
+                                                 strength=strength, on_progress=on_progress,
+                                                 should_cancel=should_cancel, timings=timings,
+                                                 block_frames=block_frames):
+                peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
+                np.ascontiguousarray(block.T, "<f4").tofile(f)
+        t0 = time.perf_counter()
+        if should_cancel is not None and should_cancel():
+            raise reconstruct.Cancelled()
+        if on_progress is not None:
+            on_progress("encoding", engine.stage_start("encoding"))
+        lufs = audio.loudness_lufs_file(rendered, ch) if normalize else None
+        gain = np.float32(audio.level_gain(lufs, peak))
+        pcm = os.path.join(folder, "out.s16")
+        image = _scale_to_pcm(rendered, pcm, ch, gain, bool(spectrogram_path))
+        os.remove(rendered)
+        encoded = os.path.join(folder, f"out.{fmt}")
+        audio.encode_file(pcm, ch, fmt, encoded)
+        os.remove(pcm)
+        audio.copy_file(encoded, out_path)
+        if spectrogram_path is not None:
+            seconds = float(spectral.frames_to_seconds(spectral.n_frames(source.frames) - 1))
+            audio.write_file(spectrogram_path, render.spectrogram_png_of(image, seconds, title))
+        timings["encoding"] = time.perf_counter() - t0
+    if on_progress is not None:
+        on_progress("encoding", 1.0)
+    return FileConverted(output=out_path, spectrogram=None if spectrogram_path is None else os.fspath(spectrogram_path),
+                         format=fmt, start=source.start, duration=source.duration, channels=ch,
+                         warnings=source.warnings, timings=timings)
+
+
+def _scale_to_pcm(rendered: str, pcm: str, channels: int, gain: np.float32, spectrogram: bool) -> np.ndarray | None:
+    """The raw interleaved float32 file ``rendered`` times ``gain`` → the raw 16-bit file
+    ``pcm``, engine.BLOCK_FRAMES frames' worth at a time. With ``spectrogram``, also the
+    mid's spectrogram image ((rows, columns) dB, :func:`render.spectrogram_rows`), its
+    frames pooled by their maximum to at most about SPECTROGRAM_COLUMNS columns."""
+    frames = os.path.getsize(rendered) // (4 * channels)
+    total = spectral.n_frames(frames)
+    pool = -(-total // SPECTROGRAM_COLUMNS)
+    chunk = engine.BLOCK_FRAMES // pool * pool * spectral.HOP  # whole pools of whole hops per chunk
+    columns = []
+    with open(rendered, "rb") as f, open(pcm, "wb") as out:
+        for a in range(0, frames, chunk):
+            y = np.fromfile(f, "<f4", count=min(chunk, frames - a) * channels).reshape(-1, channels).T * gain
+            audio.to_pcm16(y).T.tofile(out)
+            if spectrogram:
+                # frames of this chunk alone: the two at either seam see zeros past it, invisible in a picture
+                rows = render.spectrogram_rows(spectral.magnitude(render.mid(y)))
+                if a + chunk < frames:
+                    rows = rows[:, :chunk // spectral.HOP]  # the next chunk's first frame is its own
+                columns.append(rows if pool == 1 else _pool_columns(rows, pool))
+    return np.concatenate(columns, axis=1) if spectrogram else None
+
+
+def _pool_columns(image: np.ndarray, pool: int) -> np.ndarray:
+    """(rows, frames) → (rows, ceil(frames / pool)): the maximum of each ``pool`` frames."""
+    pad = -image.shape[1] % pool
+    if pad:
+        image = np.concatenate([image, np.full((image.shape[0], pad), -np.inf, image.dtype)], axis=1)
+    return image.reshape(image.shape[0], -1, pool).max(axis=2)

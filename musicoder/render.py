@@ -52,16 +52,31 @@ def spectrogram_png(y: np.ndarray, title: str = "", rate: int = spectral.SAMPLE_
     """
     if rate != spectral.SAMPLE_RATE:
         raise ValueError(f"spectrogram_png expects {spectral.SAMPLE_RATE} Hz audio")
-    db = spectral.to_db(spectral.magnitude(y))
-    db -= float(db.max()) if db.size else 0.0
-    bin_hz = rate / spectral.N_FFT
+    image = spectrogram_rows(spectral.magnitude(y), height_px, min_hz, max_hz)
+    return spectrogram_png_of(image, float(spectral.frames_to_seconds(image.shape[1] - 1)), title,
+                              width_px, height_px, min_hz, max_hz)
+
+
+def spectrogram_rows(mag: np.ndarray, height_px: int = 400, min_hz: float = 30.0,
+                     max_hz: float = 16000.0) -> np.ndarray:
+    """(N_BINS, frames) linear magnitude → (height_px, frames) float32 dB (not yet
+    referenced to a peak) on log-spaced rows from min_hz to max_hz: a spectrogram's
+    image, computable a block of frames at a time."""
+    db = spectral.to_db(mag)
+    bin_hz = spectral.SAMPLE_RATE / spectral.N_FFT
     rows = np.geomspace(min_hz, max_hz, height_px)
     lo = np.floor(rows / bin_hz).astype(int)
     frac = (rows / bin_hz - lo)[:, None]
-    image = db[lo] * (1 - frac) + db[lo + 1] * frac
-    seconds = float(spectral.frames_to_seconds(db.shape[1] - 1))
-    chart = _chart(width_px, height_px, seconds, min_hz, max_hz)
-    return chart.png(image, title)
+    return (db[lo] * (1 - frac) + db[lo + 1] * frac).astype(np.float32)
+
+
+def spectrogram_png_of(image: np.ndarray, seconds: float, title: str = "", width_px: int = 1000,
+                       height_px: int = 400, min_hz: float = 30.0, max_hz: float = 16000.0) -> bytes:
+    """The PNG of :func:`spectrogram_png` from its image: (height_px, columns) dB
+    (:func:`spectrogram_rows`, or columns of it pooled for a long song) spanning
+    ``seconds``; levels are drawn re the image's peak."""
+    image = image - (float(image.max()) if image.size else 0.0)
+    return _chart(width_px, height_px, seconds, min_hz, max_hz).png(image, title)
 
 
 class _Chart:

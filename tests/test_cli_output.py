@@ -53,13 +53,16 @@ def test_the_default_output_is_named_after_the_input_texture_and_quality_here(tm
 
 
 def test_a_conversion_is_at_minus_16_lufs_unless_its_peaks_hold_it_lower(tmp_path):
-    for texture in ("water", "future", "laser"):
-        out = tmp_path / f"{texture}.wav"
-        assert convert(DEMO_CLIP, "--texture", texture, "-o", out) == 0
+    mono = tmp_path / "mono.wav"  # the mono mix: laser's zaps peak 15 dB above its loudness there
+    soundfile.write(mono, audio.load(DEMO_CLIP, start=2.0, duration=2.0).samples, audio.SAMPLE_RATE, subtype="FLOAT")
+    for song, texture in ((DEMO_CLIP, "water"), (DEMO_CLIP, "future"), (DEMO_CLIP, "laser"), (mono, "laser")):
+        out = tmp_path / f"{texture}_{song.stem}.wav"
+        assert cli.main(["convert", str(song), "--texture", texture, "-o", str(out), "--quality", "lofi",
+                         *(QUICK[2:] if song == DEMO_CLIP else ())]) == 0
         peak_db = 20 * np.log10(np.max(np.abs(soundfile.read(out)[0])))
-        if texture == "laser":  # its zaps peak 15 dB above its loudness: the peak ceiling holds it lower
+        if song == mono:  # the peak ceiling holds it lower
             assert abs(peak_db - audio.PEAK_CEILING_DB) < 0.05 and loudness(out) < audio.TARGET_LUFS - 0.5
-        else:
+        else:  # in stereo (as BS.1770 sums the channels) the same zaps reach the target under the ceiling
             assert abs(loudness(out) - audio.TARGET_LUFS) <= 0.5 and peak_db < audio.PEAK_CEILING_DB
 
 
@@ -115,9 +118,10 @@ class _Fails:
 
 
 def _failing_writes(monkeypatch, error: BaseException) -> None:
+    """Writing an output file (its temporary ``.part`` beside it) fails with ``error``."""
     def opener(file, mode="r", *args, **kwargs):
         f = builtins.open(file, mode, *args, **kwargs)
-        return _Fails(f, error) if "w" in mode else f
+        return _Fails(f, error) if "w" in mode and str(file).endswith(".part") else f
 
     monkeypatch.setattr(audio, "open", opener, raising=False)  # audio's own open: where it writes files
 
