@@ -4,13 +4,15 @@
 
 Overhead: one whole flow at a time (upload the demo clip, choose a 10 s window,
 convert, download), the median of ``repeats`` after one warm-up, through a front end
-with one actor on a one-node Ray cluster (``--ray``), against a server with one local
-worker process (the reference) in the same run; both jobs compute on every core (the
-actor reserves them all: ``--ray-actor-cpus``). Target: at most 15 % slower.
+calling one replica of the Ray Serve deployment on a one-node Ray cluster (``--ray``),
+against a server with one local worker process (the reference) in the same run; both
+jobs compute on every core (the replica reserves them all: ``--ray-actor-cpus``).
+Target: at most 15 % slower.
 
 Throughput: ``flows`` flows at once (all connected first, then started together), in
-flows per minute, through a front end with N actors on N single-CPU Ray nodes, for each
-N in ``--nodes``, beside the local pool with N worker processes. On a machine with more
+flows per minute, through a front end and N replicas (autoscaling fixed at N) on N
+single-CPU Ray nodes, for each N in ``--nodes``, beside the local pool with N worker
+processes. On a machine with more
 cores (the device machine's 16) ``--nodes 1,2,4,8`` gives the scaling: flows/min at N
 over N × flows/min at 1 (target ≥ 0.8 at 8).
 
@@ -92,9 +94,12 @@ def _local(data_dir: str, workers: int) -> ServerProcess:
     return ServerProcess(data_dir, "--queue", "256", "--max-clients", "512", workers=workers, ready_timeout=120)
 
 
-def _front_end(data_dir: str, cluster: LocalRayCluster, workers: int, actor_cpus: int = 1) -> ServerProcess:
-    return ServerProcess(data_dir, "--ray", cluster.address, "--ray-actor-cpus", str(actor_cpus), "--queue", "256",
-                         "--max-clients", "5000", "--idle-timeout", "3600", env=cluster.env, workers=workers, ready_timeout=180)
+def _front_end(data_dir: str, cluster: LocalRayCluster, replicas: int, actor_cpus: int = 1) -> ServerProcess:
+    """A front end that deploys ``replicas`` replicas (no more, no fewer) of ``actor_cpus`` CPUs."""
+    return ServerProcess(data_dir, "--ray", cluster.address, "--ray-actor-cpus", str(actor_cpus),
+                         "--ray-min-replicas", str(replicas), "--ray-max-replicas", str(replicas), "--queue", "256",
+                         "--queue-timeout", "600", "--max-clients", "5000", "--idle-timeout", "3600", env=cluster.env,
+                         workers=None, ready_timeout=180)
 
 
 def run(flows: int = 24, nodes: tuple[int, ...] = (1, 2), repeats: int = 8, quality: str = "standard",
@@ -103,7 +108,7 @@ def run(flows: int = 24, nodes: tuple[int, ...] = (1, 2), repeats: int = 8, qual
     with tempfile.TemporaryDirectory() as tmp:
         with _local(f"{tmp}/local1", 1) as srv:
             out["local_one_flow_s"] = round(sequential(srv.url, repeats, quality), 3)
-        # one worker process alone uses every core (its compute threads): so does the one actor here
+        # one worker process alone uses every core (its compute threads): so does the one replica here
         cores = usable_cores()
         with LocalRayCluster(nodes=1, cpus=cores) as cluster, _front_end(f"{tmp}/ray1", cluster, 1, cores) as fe:
             out["ray_one_flow_s"] = round(sequential(fe.url, repeats, quality), 3)
@@ -116,7 +121,6 @@ def run(flows: int = 24, nodes: tuple[int, ...] = (1, 2), repeats: int = 8, qual
             with LocalRayCluster(nodes=n, cpus=1) as cluster, _front_end(f"{tmp}/ray{n}x", cluster, n) as fe:
                 t0 = time.monotonic()
                 ray = throughput(fe.url, flows, quality)
-                ray["actors_spread_over_nodes"] = len({a["node_id"] for a in fe.health()["actors"]})
                 ray["seconds"] = round(time.monotonic() - t0, 1)
             out["throughput"].append({"nodes": n, "local": local, "ray": ray})
     base = out["throughput"][0]["ray"]["per_minute"] / out["throughput"][0]["nodes"] if out["throughput"] else 0
@@ -128,17 +132,17 @@ def run(flows: int = 24, nodes: tuple[int, ...] = (1, 2), repeats: int = 8, qual
 def table(r: dict) -> str:
     lines = [f"One whole flow ({r['quality']}, demo clip, 10 s window), median of {r['repeats']}:",
              f"  local pool, 1 worker process: {r['local_one_flow_s']:.3f} s",
-             f"  Ray, 1 actor on 1 node:        {r['ray_one_flow_s']:.3f} s  ({100 * (r['overhead'] - 1):+.1f} %; "
+             f"  Ray Serve, 1 replica, 1 node:  {r['ray_one_flow_s']:.3f} s  ({100 * (r['overhead'] - 1):+.1f} %; "
              f"target ≤ {100 * (OVERHEAD_TARGET - 1):.0f} %: {'met' if r['overhead'] <= OVERHEAD_TARGET else 'missed'})",
              *([f"{r['idle']['connections']} idle connections on a front end: "
                 f"{r['idle']['kib_per_connection']:.0f} KiB each ({r['idle']['rss_before_mib']:.0f} → "
                 f"{r['idle']['rss_held_mib']:.0f} MiB), {100 * r['idle']['cpu_fraction']:.2f} % of a core for all"]
                if "idle" in r else []),
              f"{r['flows']} flows at once, flows per minute:",
-             "  nodes/actors | Ray (of linear) | local pool, as many processes"]
+             "  nodes/replicas | Ray (of linear) | local pool, as many processes"]
     for row in r["throughput"]:
         ray, local = row["ray"], row["local"]
-        lines.append(f"  {row['nodes']:>12} | {ray['per_minute']:>6.1f} ({ray['of_linear']:.2f}) "
+        lines.append(f"  {row['nodes']:>14} | {ray['per_minute']:>6.1f} ({ray['of_linear']:.2f}) "
                      f"[{ray['ok']}/{ray['flows']} ok] | {local['per_minute']:>6.1f} [{local['ok']}/{local['flows']} ok]")
     return "\n".join(lines)
 
@@ -146,7 +150,7 @@ def table(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.ray_scaling", description=__doc__.split("\n\n")[0])
     p.add_argument("--flows", type=int, default=24)
-    p.add_argument("--nodes", default="1,2", help="comma-separated node counts (one actor per node)")
+    p.add_argument("--nodes", default="1,2", help="comma-separated node counts (one replica per node)")
     p.add_argument("--repeats", type=int, default=8)
     p.add_argument("--quality", default="standard")
     p.add_argument("--idle", type=int, default=1000, help="idle connections held on a front end (0: none)")

@@ -2,7 +2,8 @@
 
 Given several server addresses (front ends of one service), a server that cannot be
 reached is passed over for the next, and when the connection is lost mid-way (mid-upload,
-mid-conversion, or a server that stops and cancels the job) the whole flow — the user's
+mid-conversion, or a server that stops and cancels the job), or the server answers
+``busy`` (at capacity: no converter free in time), the whole flow — the user's
 exemplar, the song, the window, the conversion — runs again on the next address,
 cycling through the list: at once the first time, then after each of ``retry_delays``.
 If no address can be reached at the start it fails at once."""
@@ -148,13 +149,17 @@ async def _convert(servers, path, out_path, fmt, texture, quality, start, durati
             except AccessDenied:
                 raise
             except (ConnectionFailed, JobCancelled, ServerError) as err:
-                if isinstance(err, (JobCancelled, ServerError)) and not (
+                busy = isinstance(err, ServerError) and err.code == "busy"  # at capacity there, maybe not elsewhere
+                if isinstance(err, (JobCancelled, ServerError)) and not busy and not (
                         client.shutdown is not None and getattr(err, "code", "shutting_down") == "shutting_down"):
-                    raise  # the server's answer (bad input, busy...), not its going away: the same anywhere
+                    raise  # the server's answer (bad input...), not its going away or its load: the same anywhere
                 if retries == len(waits):
+                    if busy:
+                        raise
                     tried = "" if len(servers) == 1 else f" (tried {', '.join(servers)})"
                     raise ConnectionFailed(f"{err}; gave up after {retries} retries{tried}") from None
                 why = why or (str(err) if isinstance(err, ConnectionFailed) else
+                              f"{client.url} was busy ({err.message})" if busy else
                               f"{client.url} stopped ({client.shutdown.reason}) before the result")
                 await client.close()
                 await asyncio.sleep(waits[retries])

@@ -8,7 +8,9 @@ by :func:`client.parse_servers`): each try goes through them from the current on
 connection is watched and re-made with back-off (:data:`client.RETRY_DELAYS`), each retry
 starting with the next address; after a reconnect the song, its window and the user's
 own exemplar are sent again (the server starts every connection as a new session with
-nothing of ours). An address that refuses the token or the Origin is not tried again;
+nothing of ours). A conversion answered ``busy`` (that front end at capacity) moves the
+connection on to the next address the same way; the user converts again there. An
+address that refuses the token or the Origin is not tried again;
 when every one has, retrying stops and the state says why, as it does for a bad address.
 """
 from __future__ import annotations
@@ -130,6 +132,8 @@ class Bridge:
             self._post(m.JobCancelled(err.job))
         except InputError as err:  # the server's error frames (ServerError) and local ones
             self._post(m.RequestFailed(request, err.code, err.message))
+            if request == "convert" and err.code == "busy" and self._client is not None and len(self._client.urls) > 1:
+                await self._client.close()  # at capacity there: the watcher connects to the next address
         except client.ConnectionFailed as err:
             self._post(m.RequestFailed(request, "connection", str(err)))
         except OSError as err:

@@ -77,8 +77,8 @@ def is_ready(stats: dict, stopping: bool) -> bool:
 
 
 def make_pool(settings: Settings) -> WorkerPool:
-    """The local worker processes, or with ``ray`` set, actors on that Ray cluster (only
-    then is Ray imported)."""
+    """The local worker processes, or with ``ray`` set, the replicas of the Serve
+    deployment on that Ray cluster (only then is Ray imported)."""
     common = dict(workers=settings.workers, queue=settings.queue, models=settings.models,
                   job_timeout=settings.job_timeout, cancel_grace=settings.cancel_grace,
                   preload=bool(settings.preload), max_running_seconds=settings.max_running_seconds)
@@ -87,7 +87,10 @@ def make_pool(settings: Settings) -> WorkerPool:
             from .ray_pool import RayPool
         except ImportError as err:
             raise SystemExit(f"musicoder-server: error: --ray needs Ray: pip install '.[ray]' ({err})")
-        return RayPool(settings.ray, cpus_per_actor=settings.ray_actor_cpus, **common)
+        del common["workers"]  # Serve's autoscaling sizes the shared deployment
+        return RayPool(settings.ray, cpus_per_actor=settings.ray_actor_cpus, min_replicas=settings.ray_min_replicas,
+                       max_replicas=settings.ray_max_replicas, target_ongoing=settings.ray_target_ongoing,
+                       queue_timeout=settings.queue_timeout, app_name=settings.ray_app, **common)
     return ProcessPool(processes=settings.processes, **common)
 
 

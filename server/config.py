@@ -79,7 +79,12 @@ class Settings:
     chunk_kb: int = 256  # binary frame payload the server sends, KiB
     preload: int = 1  # 1: workers load every texture model at start; 0: at first use
     ray: str = ""  # a Ray cluster's address (host:port, ray://..., or auto): convert on its actors; "": local processes
-    ray_actor_cpus: float = 1.0  # CPUs each actor reserves on its node, and the compute threads its jobs use
+    ray_actor_cpus: float = 1.0  # CPUs each replica reserves on its node, and the compute threads its jobs use
+    ray_app: str = "musicoder"  # the Serve application every front end of the service shares
+    ray_min_replicas: int = 1  # conversion replicas always running (when this front end deploys them)
+    ray_max_replicas: int = 0  # most replicas autoscaling starts (0: the cluster's CPUs when deployed)
+    ray_target_ongoing: float = 1.0  # requests per replica the autoscaler aims at (a replica runs one at once)
+    queue_timeout: float = 60.0  # under --ray, a conversion no replica starts within this (s) ends with busy
     models: str = "models"  # module with TEXTURES / texture() / load() (tests.passthrough_models: identity, for tests)
     log_level: str = "INFO"
 
@@ -122,9 +127,20 @@ _HELP = {
     "certfile": "TLS certificate chain, PEM: serve wss:// (default: none, plain ws://)",
     "keyfile": "TLS private key, PEM (default: in --certfile)",
     "ray": "convert on the Ray cluster at this address (host:port of its head, or auto: $RAY_ADDRESS), on "
-           "--workers actors of this front end (needs the ray extra; default: none, local worker processes)",
-    "ray_actor_cpus": "under --ray, CPUs each actor reserves on its node and uses for its job's compute "
-                      "threads (default 1: one actor per core)",
+           "the replicas of a Ray Serve deployment every front end shares (needs the ray extra; default: none, "
+           "local worker processes)",
+    "ray_actor_cpus": "under --ray, CPUs each replica reserves on its node and uses for its job's compute "
+                      "threads (default 1: one replica per core)",
+    "ray_app": "under --ray, the Serve application's name: the front ends of one service give the same "
+               "(default musicoder)",
+    "ray_min_replicas": "under --ray, replicas always running, when this front end deploys the application "
+                        "(default 1)",
+    "ray_max_replicas": "under --ray, the most replicas autoscaling starts, when this front end deploys the "
+                        "application (default 0: as many as the cluster's CPUs hold then)",
+    "ray_target_ongoing": "under --ray, conversions per replica the autoscaler aims at; each replica runs one "
+                          "at a time, so above 1 queued ones count as load it tolerates (default 1)",
+    "queue_timeout": "under --ray, seconds a conversion may wait for a replica; then it ends with busy "
+                     "(default 60)",
     "models": "texture model module (default models; tests.passthrough_models: identity, for the tests)",
 }
 
@@ -174,7 +190,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     for name in ("workers", "processes"):
         if getattr(settings, name) < 1:  # 0 became the default in Settings: only a negative is left
             raise SystemExit(f"musicoder-server: error: {name} must be 0 (the default) or more")
-    for name in ("max_clients", "queue", "jobs_per_session", "chunk_kb"):
+    for name in ("max_clients", "queue", "jobs_per_session", "chunk_kb", "ray_min_replicas"):
         if getattr(settings, name) < 1:
             raise SystemExit(f"musicoder-server: error: {name} must be at least 1")
     if not 0 <= settings.port <= 65535:
