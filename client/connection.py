@@ -8,7 +8,7 @@
         mine = await c.upload_exemplar("brook.wav")     # the session's own texture (protocol 2)
         result3 = await c.convert(protocol.EXEMPLAR)    # ... converted with it
         result = await c.convert("laser", "hifi", "flac", on_progress=lambda stage, fraction, eta, pos: ...)
-        result2 = await c.convert("water")             # same clip, no re-upload
+        result2 = await c.convert("water", strength=0.5, whole=True)   # the whole song, half way (protocol 3)
         await c.reconnect()                             # a new session (the next address), track and window restored
 
 One reader task takes every frame off the socket: control messages go to the request
@@ -167,6 +167,9 @@ class Result:
     peaks_min: list[float]
     peaks_max: list[float]
     timings: dict[str, float]  # stage -> s, with "queued"
+    channels: int = 1  # of the audio: 2 for a stereo song (protocol 3)
+    strength: float = 1.0  # 0 the music unchanged .. 1 the texture as tuned
+    start: float = 0.0  # s: where in the track the converted audio starts
 
 
 _CLOSED = object()
@@ -201,6 +204,7 @@ class Client:
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Queue] = {}
         self._jobs: dict[int, asyncio.Queue] = {}
+        self._downloads: dict[int, Callable[[int], None]] = {}  # job -> called with each AUDIO chunk's bytes
         self._blobs = protocol.Reassembler()
         self._broken: str | None = None
         self._source: tuple[str | bytes, str] | None = None  # what was uploaded, for reconnect
@@ -416,18 +420,29 @@ class Client:
 
     async def convert(self, texture: str, quality: str = "standard", format: str = "wav", normalize: bool = True,
                       on_progress: Callable[[str, float, float, int], None] | None = None,
-                      on_accepted: Callable[[int, int], None] | None = None) -> Result:
-        """Convert the current window. on_accepted(job, queue position);
-        on_progress(stage, fraction of the job, eta s, queue position).
-        Raises ServerError, JobCancelled, ConnectionFailed."""
+                      on_accepted: Callable[[int, int], None] | None = None, *, strength: float = 1.0,
+                      whole: bool = False, on_download: Callable[[int, int], None] | None = None) -> Result:
+        """Convert the current window, or with ``whole`` the whole track (up to the
+        server's limits.window_seconds), at ``strength`` (0 the music unchanged .. 1 the
+        texture as tuned). on_accepted(job, queue position); on_progress(stage, fraction
+        of the job, eta s, queue position); on_download(bytes of the audio received, its
+        size) as its chunks come. Raises ServerError, JobCancelled, ConnectionFailed."""
         rid = self._next_id()
         queue = self._register(rid)
         job = None
+        got = [0, 0]  # audio bytes received, announced
+
+        def chunk(size: int) -> None:
+            got[0] += size
+            if on_download:
+                on_download(got[0], got[1])
+
         try:
-            await self._send(protocol.encode(protocol.Convert(id=rid, texture=texture, quality=quality,
-                                                              format=format, normalize=normalize)))
+            await self._send(protocol.encode(protocol.Convert(id=rid, texture=texture, quality=quality, format=format,
+                                                              normalize=normalize, strength=strength, whole=whole)))
             accepted = await self._next(queue, rid)
             job = accepted.job
+            self._downloads[job] = chunk
             if on_accepted:
                 on_accepted(job, accepted.position)
             blobs: dict[protocol.Kind, bytes] = {}
@@ -440,7 +455,7 @@ class Client:
                 elif isinstance(msg, protocol.Cancelled):
                     raise JobCancelled(job)
                 elif isinstance(msg, protocol.Result):
-                    result = msg
+                    result, got[1] = msg, msg.audio_bytes
                 elif isinstance(msg, tuple):
                     blobs[msg[0]] = msg[2]
                     if result is not None and len(blobs) == 3:
@@ -448,11 +463,13 @@ class Client:
                         return Result(job=job, texture=result.texture, quality=result.quality, format=result.format,
                                       duration=result.duration, audio=blobs[protocol.Kind.AUDIO],
                                       spectrogram=blobs[protocol.Kind.SPECTROGRAM], peaks_min=lo, peaks_max=hi,
-                                      timings=result.timings)
+                                      timings=result.timings, channels=result.channels, strength=result.strength,
+                                      start=result.start)
         finally:
             self._waiters.pop(rid, None)
             if job is not None:
                 self._jobs.pop(job, None)
+                self._downloads.pop(job, None)
 
     async def cancel(self, job: int) -> None:
         """Cancel a conversion; its convert() call raises JobCancelled. ServerError
@@ -526,7 +543,10 @@ class Client:
 
     def _route(self, data: str | bytes) -> None:
         if isinstance(data, bytes):
-            done = self._blobs.feed(protocol.parse_binary(data))
+            frame = protocol.parse_binary(data)
+            done = self._blobs.feed(frame)
+            if frame.kind == protocol.Kind.AUDIO and frame.ref in self._downloads:
+                self._downloads[frame.ref](len(frame.payload))
             if done is not None:
                 kind, ref, _ = done
                 job_kinds = (protocol.Kind.AUDIO, protocol.Kind.SPECTROGRAM, protocol.Kind.RESULT_PEAKS)

@@ -17,8 +17,10 @@ from typing import Any, ClassVar
 
 from .errors import ProtocolError
 
-PROTOCOL_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)  # 2 added a user's own exemplar; a version 1 client is served as before
+PROTOCOL_VERSION = 3
+# 2 added a user's own exemplar; 3 the strength, the whole track and stereo. Older clients
+# are served as before (mono, the window, the texture at full strength).
+SUPPORTED_VERSIONS = (1, 2, 3)
 EXEMPLAR = "exemplar"  # convert's texture for the session's own exemplar (version 2)
 UPLOAD_PURPOSES = ("track", EXEMPLAR)
 MAX_TEXT_BYTES = 64 * 1024  # the largest control message either side accepts
@@ -188,12 +190,15 @@ class Preview(Message):
 class Convert(Message):
     TYPE = "convert"
     SENDER = "client"
-    FIELDS = {"id": ID, "texture": Str(64), "quality": Str(64), "format": Str(16), "normalize": Bool}
+    FIELDS = {"id": ID, "texture": Str(64), "quality": Str(64), "format": Str(16), "normalize": Bool,
+              "strength": Num(0.0, 1.0), "whole": Bool}
     id: int
     texture: str  # a built-in texture's name, or EXEMPLAR: the session's own exemplar
     quality: str = "standard"
     format: str = "wav"
     normalize: bool = True
+    strength: float = 1.0  # version 3: 0 the music unchanged .. 1 the texture as tuned
+    whole: bool = False  # version 3: the whole track (up to limits.window_seconds), not the window
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,7 +335,7 @@ class Result(Message):
     SENDER = "server"
     FIELDS = {"re": RE, "job": ID, "texture": Str(64), "quality": Str(64), "format": Str(16),
               "duration": SECONDS, "audio_bytes": BYTES, "spectrogram_bytes": BYTES, "peaks": COLUMNS,
-              "timings": MapOf(SECONDS)}
+              "timings": MapOf(SECONDS), "channels": Int(1, 2), "strength": Num(0.0, 1.0), "start": SECONDS}
     re: int | None  # the convert request id; AUDIO, SPECTROGRAM, RESULT_PEAKS frames with ref = job follow
     job: int
     texture: str
@@ -341,6 +346,9 @@ class Result(Message):
     spectrogram_bytes: int
     peaks: int
     timings: dict
+    channels: int = 1  # of the audio (version 3: 2 for a stereo song)
+    strength: float = 1.0  # the strength used
+    start: float = 0.0  # s: where in the track the converted audio starts
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,10 +13,12 @@ ProcessPool: ``workers`` conversion slots in ``processes`` worker processes (def
 one single-slot process per core: the textures' exemplar analyses cost a process a few
 MB and ~0.1 s, so nothing is gained by sharing one, and separate processes share no GIL;
 fewer processes than slots run the extra jobs as threads); one duplex pipe and one
-reader thread per process; a bounded FIFO queue in the parent; a
+reader thread per process; a bounded queue in the parent, first in first out except
+that short jobs pass the whole songs waiting (:meth:`QueueingPool._take_next`); a
 cancelled job stops between two iterations, or its process is killed after
 ``cancel_grace`` seconds; a process that dies (killed, crashed, out of memory) or a job
-that runs past ``job_timeout`` fails its jobs with ``worker_failed`` and the process is
+that runs past its time limit (``job_timeout`` per minute of audio) fails its jobs with
+``worker_failed`` and the process is
 replaced.
 """
 from __future__ import annotations
@@ -39,6 +41,11 @@ log = logging.getLogger("musicoder.server.pool")
 
 # Seconds one job takes per quality before any is measured (10 s window, this machine).
 DEFAULT_EXPECTED_SECONDS = {"lofi": 1.5, "standard": 2.0, "hifi": 2.5}
+EXPECTED_PER_SECONDS = 10.0  # the expected seconds above are for this much audio
+# Of audio: a longer job (a whole song) is long. Long jobs hold at most all but one of the
+# worker slots, and short jobs pass the long ones waiting, so that a 10 s conversion
+# never waits behind whole songs (only, on a single worker, for the one running).
+LONG_JOB_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,11 +144,19 @@ class WorkerPool(abc.ABC):
     def _cancel(self, handle: JobHandle) -> None: ...
 
 
+def is_long(seconds: float) -> bool:
+    """A job of this many seconds of audio is long (LONG_JOB_SECONDS): a whole song."""
+    return seconds > LONG_JOB_SECONDS
+
+
 class QueueingPool(WorkerPool):
     """What the pools share: the bounded FIFO of waiting jobs and its admission (PoolBusy),
     queue positions with ETAs, the memory rule of what may start, the learnt seconds per
     quality and the counters. A pool adds where jobs run: ``_running()`` (the handles
     running now), ``_has_free()`` and ``_dispatch()`` (start what fits on free slots)."""
+
+    size = 1  # worker slots: a pool sets its own
+    job_timeout = 300.0  # s a job may run per minute of audio (time_limit): a pool sets its own
 
     def __init__(self, queue: int, expected: dict[str, float] | None, max_running_seconds: float):
         self.max_queue = queue
@@ -183,15 +198,45 @@ class QueueingPool(WorkerPool):
 
     def _fits(self, job: JobHandle) -> bool:
         """Memory grows with the audio being converted: a job starts while the seconds
-        of audio running stay within max_running_seconds, or when nothing runs."""
-        running = self._running_seconds()
+        of audio running of its kind (long or short, :func:`is_long`) stay within
+        max_running_seconds with its own, or when none of its kind runs. Two budgets: the
+        whole songs running never hold back the short jobs."""
+        running = sum(j.seconds for j in self._running() if is_long(j.seconds) == is_long(job.seconds))
         return running == 0 or running + job.seconds <= self.max_running_seconds
+
+    def _take_next(self) -> JobHandle | None:
+        """The queued job that may start now on a free slot, taken off the queue; None
+        when none may. Short jobs first, in their order, passing the long ones waiting;
+        then long jobs in theirs, while long jobs hold fewer than all but one of the
+        ``size`` slots (one, when there is only one)."""
+        short = next((job for job in self._pending if not is_long(job.seconds)), None)
+        if short is not None and self._fits(short):
+            self._pending.remove(short)
+            return short
+        if sum(1 for j in self._running() if is_long(j.seconds)) >= max(1, self.size - 1):
+            return None
+        song = next((job for job in self._pending if is_long(job.seconds)), None)
+        if song is None or not self._fits(song):
+            return None
+        self._pending.remove(song)
+        return song
+
+    def job_seconds(self, job: JobHandle) -> float:
+        """Seconds the job is expected to run: the learnt seconds of its quality, per
+        EXPECTED_PER_SECONDS of audio, scaled to its own audio (a whole song takes long)."""
+        per = self.expected_seconds(job.spec.quality) / EXPECTED_PER_SECONDS
+        return per * max(job.seconds, EXPECTED_PER_SECONDS)
+
+    def time_limit(self, job: JobHandle) -> float:
+        """Seconds a job may run before it is stopped as stuck: job_timeout per minute of
+        its audio, and at least job_timeout."""
+        return self.job_timeout * max(1.0, job.seconds / 60.0)
 
     def _announce_positions(self) -> None:
         busy = max(1, len(self._running()))
         ahead = 0.0
         for i, job in enumerate(self._pending):
-            mine = self.expected_seconds(job.spec.quality)
+            mine = self.job_seconds(job)
             position, eta = i + 1, round(ahead / busy + mine, 2)
             if (position, eta) != (job.position, job.eta):
                 job.position, job.eta = position, eta
@@ -200,7 +245,7 @@ class QueueingPool(WorkerPool):
 
     def _progress(self, job: JobHandle, stage: str, fraction: float) -> Progress:
         elapsed = time.monotonic() - (job.started or time.monotonic())
-        expected = self.expected_seconds(job.spec.quality)
+        expected = self.job_seconds(job)
         eta = elapsed / fraction * (1 - fraction) if fraction > 0.05 else max(expected - elapsed, 0.0)
         return Progress(stage=stage, fraction=fraction, eta=max(eta, 0.0))
 
@@ -216,7 +261,9 @@ class QueueingPool(WorkerPool):
             job._finish(Failed(code=payload[0], message=payload[1]))
 
     def _succeeded(self, job: JobHandle, output: JobOutput) -> None:
-        seconds = time.monotonic() - (job.started or time.monotonic())
+        # learnt per EXPECTED_PER_SECONDS of audio: a whole song's time says what a 10 s job takes
+        seconds = (time.monotonic() - (job.started or time.monotonic())) * EXPECTED_PER_SECONDS / max(
+            job.seconds, EXPECTED_PER_SECONDS)
         q = job.spec.quality
         self._expected[q] = 0.7 * self._expected.get(q, seconds) + 0.3 * seconds
         self.completed += 1
@@ -269,7 +316,7 @@ class ProcessPool(QueueingPool):
 
     def __init__(self, workers: int = 0, queue: int = 32, models: str = "models", job_timeout: float = 300.0,
                  cancel_grace: float = 10.0, expected: dict[str, float] | None = None, nice: int = 5,
-                 processes: int = 0, preload: bool = True, max_running_seconds: float = 30.0):
+                 processes: int = 0, preload: bool = True, max_running_seconds: float = 600.0):
         cores = usable_cores()
         workers, processes = pool_shape(max(workers, 0), max(processes, 0), cores)
         super().__init__(queue, expected, max_running_seconds)
@@ -390,17 +437,20 @@ class ProcessPool(QueueingPool):
 
     def _dispatch(self) -> None:
         for w in self._workers:
-            while self._pending and w.free > 0 and self._fits(self._pending[0]):
-                job = self._pending.popleft()
+            while w.free > 0:
+                job = self._take_next()
+                if job is None:
+                    return
                 w.jobs[job.id] = job
                 job.started = time.monotonic()
-                job.position, job.eta = 0, self.expected_seconds(job.spec.quality)
+                job.position, job.eta = 0, self.job_seconds(job)
                 try:
                     w.conn.send((job.id, job.spec))
                 except (OSError, ValueError) as err:  # the worker died just now: _on_exit fails the job
                     log.warning("worker %d: could not send job %d: %s", w.index, job.id, err)
                     continue
-                self._arm(w, job, self.job_timeout, f"ran past the {self.job_timeout:g} s limit")
+                limit = self.time_limit(job)
+                self._arm(w, job, limit, f"ran past the {limit:g} s limit")
                 job.events.put_nowait(Started(eta=job.eta))
 
     def _on_message(self, w: _Worker, proc, msg) -> None:

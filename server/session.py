@@ -74,6 +74,16 @@ def _move(src: str, dst: str) -> None:
         _remove(src)
 
 
+def _channels(samples) -> int:
+    """Channels of decoded samples: (n,) is 1, (channels, n) its first dimension."""
+    return 1 if samples.ndim == 1 else samples.shape[0]
+
+
+def _strength_label(strength: float) -> str:
+    """What the result's title says of the strength: nothing at full strength."""
+    return "" if strength >= 1.0 else f" at {strength:.0%}"
+
+
 class SessionLog(logging.LoggerAdapter):
     def process(self, msg, kwargs):
         return f"session={self.extra['session']} {msg}", kwargs
@@ -101,13 +111,19 @@ class _Upload:
 
 class _Track:
     """The uploaded file and its current window. The window's samples wait on disk
-    (``temp/<session>/window.f32``), not in memory: an idle session costs the server
-    nothing however long its window."""
+    (``temp/<session>/window.f32``, its ``channels`` one after the other), not in memory:
+    an idle session costs the server nothing however long its window. The whole track's
+    samples (``whole.f32``) are decoded at the first conversion of the whole track."""
 
-    def __init__(self, path: str, name: str, window_path: str):
+    def __init__(self, path: str, name: str, window_path: str, channels: int, duration: float):
         self.path = path
         self.name = name
         self.window_path = window_path
+        self.channels = channels  # of the window's samples: 1, or 2 (stereo, protocol 3)
+        self.window_start = 0.0  # s
+        self.duration = duration  # s, the whole track
+        self.whole_path: str | None = None
+        self.whole_channels = channels
 
 
 class _Exemplar:
@@ -132,8 +148,9 @@ class Services(Protocol):
     def texture(self, name: str):
         """The texture called name; InputError("unknown_texture") if none."""
 
-    async def decode(self, path: str, start: float, duration: float) -> audio.Clip:
-        """A window of the file at path (s), decoded off the event loop."""
+    async def decode(self, path: str, start: float, duration: float, stereo: bool = False) -> audio.Clip:
+        """A window of the file at path (s), decoded off the event loop: mono, or with
+        stereo its channels ((channels, n), channels 1 or 2)."""
 
     async def decode_exemplar(self, path: str) -> audio.Clip:
         """The exemplar file at path as ``audio.load_exemplar`` decodes it, off the loop."""
@@ -155,6 +172,7 @@ class Session:
         self.receive_dir = os.path.join(s.receive_dir, self.id)
         self.temp_dir = os.path.join(s.temp_dir, self.id)
         self.greeted = False
+        self.version = protocol.PROTOCOL_VERSION  # the client's, from hello
         self.upload: _Upload | None = None
         self.rejected_uploads: list[int] = []
         self.track: _Track | None = None
@@ -277,8 +295,8 @@ class Session:
             raise protocol.ProtocolError("bad_version", f"This server speaks protocol versions "
                                                         f"{', '.join(map(str, protocol.SUPPORTED_VERSIONS))}, "
                                                         f"not {msg.version}.")
-        self.greeted = True
-        self.log.info("hello from %r", msg.client[:100])
+        self.greeted, self.version = True, msg.version
+        self.log.info("hello from %r, protocol %d", msg.client[:100], msg.version)
         await self.send(self.services.welcome(msg.id, self.id))
 
     async def on_upload(self, msg: protocol.Upload) -> None:
@@ -358,14 +376,14 @@ class Session:
         self.track = None
         window_path = os.path.join(self.temp_dir, "window.f32")
         try:
-            clip = await self.services.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS)
+            clip = await self.services.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS, self.stereo)
             await self._keep_samples(clip, window_path)
         except (InputError, OSError):
             os.remove(path)
             raise
-        self.track = _Track(path, up.name, window_path)
         info = clip.source
         duration = info.duration if math.isfinite(info.duration) else clip.start + clip.duration
+        self.track = _Track(path, up.name, window_path, _channels(clip.samples), duration)
         self.log.info("track %r: %.2f s, %s, %d Hz, %d ch", up.name, duration, info.codec, info.sample_rate,
                       clip.channels)
         await self.send(protocol.Track(
@@ -395,8 +413,9 @@ class Session:
     async def on_clip(self, msg: protocol.Clip) -> None:
         if self.track is None:
             raise protocol.ProtocolError("not_ready", "Upload a track before choosing a window.")
-        clip = await self.services.decode(self.track.path, msg.start, msg.duration)
+        clip = await self.services.decode(self.track.path, msg.start, msg.duration, self.stereo)
         await self._keep_samples(clip, self.track.window_path)
+        self.track.channels, self.track.window_start = _channels(clip.samples), clip.start
         self.log.info("window %.2f s + %.2f s", clip.start, clip.duration)
         await self.send(protocol.Window(re=msg.id, start=clip.start, duration=clip.duration, peaks=PEAK_COLUMNS,
                                         warnings=list(clip.warnings)))
@@ -419,6 +438,25 @@ class Session:
                 raise
 
         await asyncio.to_thread(write)
+
+    @property
+    def stereo(self) -> bool:
+        """Whether this client takes stereo (protocol 3): older ones get mono as before."""
+        return self.version >= 3
+
+    async def _whole_track(self) -> None:
+        """The whole track's samples on disk (``whole.f32``), decoded at its first use;
+        bad_window when the track is longer than the server converts at once."""
+        t = self.track
+        limit = self.services.settings.max_window
+        if t.duration > limit:
+            raise InputError("bad_window", f"The track lasts {t.duration / 60:.1f} min; this server converts at most "
+                                           f"{limit / 60:g} min at once: choose a window.")
+        if t.whole_path is None:
+            clip = await self.services.decode(t.path, 0.0, limit, self.stereo)
+            path = os.path.join(self.temp_dir, "whole.f32")
+            await self._keep_samples(clip, path)
+            t.whole_path, t.whole_channels = path, _channels(clip.samples)
 
     def _snapshot(self, source: str, kind: str = "job") -> str:
         """The current window (or exemplar) for one job, as a hard link (a copy where links
@@ -457,12 +495,20 @@ class Session:
         if len(self.jobs) >= limit:
             raise InputError("busy", f"This session already has {len(self.jobs)} conversion(s) under way "
                                      f"(the limit is {limit}); wait for one or cancel it.")
-        window = await asyncio.to_thread(self._snapshot, self.track.window_path)
+        whole = msg.whole and self.stereo  # (the fields of protocol 3 mean nothing from an older client)
+        strength = msg.strength if self.stereo else 1.0
+        if whole:
+            await self._whole_track()
+        source, channels, start = ((self.track.whole_path, self.track.whole_channels, 0.0) if whole else
+                                   (self.track.window_path, self.track.channels, self.track.window_start))
+        window = await asyncio.to_thread(self._snapshot, source)
         exemplar = await asyncio.to_thread(self._snapshot, self.exemplar.samples_path, "exemplar") if own else None
-        spec = JobSpec(window_path=window, seconds=os.path.getsize(window) / 4 / audio.SAMPLE_RATE,
+        name = self.exemplar.name if own else texture.label
+        spec = JobSpec(window_path=window, seconds=os.path.getsize(window) / 4 / channels / audio.SAMPLE_RATE,
                        texture=protocol.EXEMPLAR if own else texture.name, quality=quality.name, format=msg.format,
                        normalize=msg.normalize, exemplar_path=exemplar, peaks_columns=PEAK_COLUMNS,
-                       title=f"{self.track.name} · {self.exemplar.name if own else texture.label} · {quality.label}")
+                       channels=channels, strength=strength, start=start,
+                       title=f"{self.track.name} · {name}{_strength_label(strength)} · {quality.label}")
         try:
             handle = self.services.pool.submit(spec)
         except pool_mod.PoolBusy as busy:
@@ -474,8 +520,9 @@ class Session:
                                            queue=busy.queued))
             return
         self.jobs[handle.id] = handle
-        self.log.info("job %d accepted: %s %s %s normalize=%s, position %d", handle.id, spec.texture, quality.name,
-                      msg.format, msg.normalize, handle.position)
+        self.log.info("job %d accepted: %s %s %s normalize=%s strength=%g, %.1f s × %d ch, position %d", handle.id,
+                      spec.texture, quality.name, msg.format, msg.normalize, strength, spec.seconds, channels,
+                      handle.position)
         await self.send(protocol.Accepted(re=msg.id, job=handle.id, position=handle.position, eta=handle.eta))
         task = asyncio.create_task(self._follow(msg, handle))
         self.tasks.add(task)
@@ -504,7 +551,8 @@ class Session:
                         re=msg.id, job=handle.id, texture=handle.spec.texture, quality=handle.spec.quality,
                         format=msg.format, duration=out.duration, audio_bytes=len(out.audio),
                         spectrogram_bytes=len(out.spectrogram), peaks=handle.spec.peaks_columns,
-                        timings={k: round(v, 4) for k, v in timings.items()}))
+                        timings={k: round(v, 4) for k, v in timings.items()}, channels=out.channels,
+                        strength=handle.spec.strength, start=handle.spec.start))
                     await self.send_blob(protocol.Kind.AUDIO, handle.id, out.audio)
                     await self.send_blob(protocol.Kind.SPECTROGRAM, handle.id, out.spectrogram)
                     await self.send_blob(protocol.Kind.RESULT_PEAKS, handle.id, out.peaks)

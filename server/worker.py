@@ -35,26 +35,32 @@ PROGRESS_INTERVAL = 0.1  # seconds between progress messages (a stage change is 
 
 @dataclasses.dataclass(frozen=True)
 class JobSpec:
-    """What one conversion needs: its window, mono float32 samples at 44.1 kHz in a file
-    (the session's snapshot: queued jobs wait on disk, not in memory), and the choices."""
+    """What one conversion needs: its window, float32 samples at 44.1 kHz in a file (the
+    session's snapshot: queued jobs wait on disk, not in memory), and the choices."""
 
-    window_path: str  # raw little-endian float32
-    seconds: float  # of audio in it: what the job's memory grows with
+    window_path: str  # raw little-endian float32, one channel after the other (planar)
+    seconds: float  # of audio in it: what the job's memory and time grow with
     texture: str | None  # a built-in texture, or protocol.EXEMPLAR with exemplar_path
     quality: str
     format: str
     normalize: bool
     title: str = ""
     peaks_columns: int = 800
-    exemplar_path: str | None = None  # the session's own exemplar (its snapshot), raw float32 like the window
+    exemplar_path: str | None = None  # the session's own exemplar (its snapshot), raw mono float32
+    channels: int = 1  # of the window: 1, or 2 (stereo: all of the left channel, then all of the right)
+    strength: float = 1.0  # 0 the music unchanged .. 1 the texture as tuned
+    start: float = 0.0  # s: where in the track the window starts (told back with the result)
 
 
 def read_samples(spec: JobSpec):
-    """The job's window and exemplar (None for a built-in texture) from their files:
-    float32 arrays. FileNotFoundError when the session ended and deleted them first."""
+    """The job's window ((n,) float32 mono, or (channels, n)) and exemplar ((n,), None
+    for a built-in texture) from their files. FileNotFoundError when the session ended
+    and deleted them first."""
     import numpy as np
 
     window = np.fromfile(spec.window_path, dtype="<f4")
+    if spec.channels > 1:
+        window = window.reshape(spec.channels, -1)
     return window, None if spec.exemplar_path is None else np.fromfile(spec.exemplar_path, dtype="<f4")
 
 
@@ -65,6 +71,7 @@ class JobOutput:
     peaks: bytes  # the protocol's PEAKS payload
     duration: float  # seconds of audio
     timings: dict  # stage -> seconds
+    channels: int = 1  # of the audio
 
 
 def limit_threads(threads: int) -> None:
@@ -164,7 +171,8 @@ class Converter:
                 print(f"musicoder worker {os.getpid()}: cannot preload the {name} model: {err}", file=sys.stderr)
 
     def convert(self, spec: JobSpec, samples, exemplar, on_progress, should_cancel) -> JobOutput:
-        """One job: samples (and exemplar, or None) mono float32 at 44.1 kHz; on_progress
+        """One job: samples ((n,) or (channels, n)) and exemplar ((n,) or None) float32 at
+        44.1 kHz; on_progress
         (stage, fraction) is called at most every PROGRESS_INTERVAL s (and at each new
         stage). Raises reconstruct.Cancelled, InputError, or whatever the engine raises."""
         last = [0.0, ""]
@@ -178,11 +186,12 @@ class Converter:
         # the session sends protocol.EXEMPLAR with the exemplar's samples: resolved by those
         model = self.models.resolve(None if exemplar is not None else spec.texture, exemplar)
         out = self.conversion.convert(samples, spec.quality, None if model is None else model.transform,
-                                      normalize=spec.normalize, format=spec.format, title=spec.title,
-                                      on_progress=progress, should_cancel=should_cancel)
+                                      strength=spec.strength, normalize=spec.normalize, format=spec.format,
+                                      title=spec.title, on_progress=progress, should_cancel=should_cancel)
         peaks = self.peaks_to_bytes(self.render.waveform_peaks(out.samples, spec.peaks_columns))
         return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks,
-                         duration=len(out.samples) / self.audio.SAMPLE_RATE, timings=out.timings)
+                         duration=out.samples.shape[-1] / self.audio.SAMPLE_RATE, timings=out.timings,
+                         channels=1 if out.samples.ndim == 1 else out.samples.shape[0])
 
 
 class _Worker:

@@ -177,3 +177,22 @@ def test_a_server_that_dies_mid_conversion_fails_over_and_the_song_window_and_ex
     assert abs(soundfile.info(out).duration - 6.0) < 0.05 and png.read_bytes()[:4] == b"\x89PNG"
     assert stages.index("uploading", stages.index(killed_at[0])) > 0  # uploaded again after the loss
     assert stages[-1] == "done"
+
+
+def test_many_files_go_one_after_another_in_one_session_and_a_bad_one_does_not_stop_the_rest(standby, tmp_path):
+    exemplar = REPO / "models" / "exemplars" / "laser.flac"
+    before = standby.log()
+    files = [(DEMO_CLIP, tmp_path / "a.flac", None), (REPO / "README.md", tmp_path / "b.wav", None),
+             (DEMO_CLIP, tmp_path / "c.wav", tmp_path / "c.png")]
+    seen = []
+    out = client.convert_files(standby.url, files, None, "lofi", duration=None, exemplar=exemplar,
+                               strength=0.5, on_progress=lambda i, stage, fraction: seen.append((i, stage)))
+    assert isinstance(out[1], client.ServerError) and out[1].code == "not_audio" and "README.md" in out[1].message
+    for info, (_, path, _) in zip((out[0], out[2]), (files[0], files[2])):
+        # duration None: the whole track, in stereo, at the strength asked
+        assert (info.texture, info.start, info.duration, info.channels, info.strength) == ("exemplar", 0.0, 28.0, 2, 0.5)
+        assert soundfile.info(path).channels == 2 and abs(soundfile.info(path).duration - 28.0) < 0.05
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "b.wav").exists()
+    log = standby.log()[len(before):]
+    assert log.count("hello from 'musicoder-cli'") == 1 and log.count("exemplar 'laser.flac'") == 1  # one session
+    assert [i for i, stage in seen if stage == "done"] == [0, 2] and ("downloading" in {s for _, s in seen})

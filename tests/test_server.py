@@ -303,7 +303,7 @@ def test_every_request_error_code_and_the_session_goes_on(srv, tmp_path):
             await r.expect("track")
             await r.error({"type": "clip", "id": r.id(), "start": 5.0, "duration": 2}, "bad_window")
             await r.error({"type": "clip", "id": r.id(), "start": 0.0, "duration": 0.5}, "bad_window")
-            await r.error({"type": "clip", "id": r.id(), "start": 0.0, "duration": 61}, "bad_window")
+            await r.error({"type": "clip", "id": r.id(), "start": 0.0, "duration": 601}, "bad_window")
             await r.error({"type": "convert", "id": r.id(), "texture": "disco"}, "unknown_texture")
             await r.error({"type": "convert", "id": r.id(), "texture": "laser", "quality": "ultra"}, "unknown_quality")
             e = await r.error({"type": "convert", "id": 4242, "texture": "laser", "format": "aiff"}, "bad_format")
@@ -454,19 +454,25 @@ def test_a_killed_worker_fails_its_job_and_the_pool_recovers(srv, long_wav):
     run(main(), timeout=180)
 
 
-def test_long_windows_run_one_at_a_time_and_queued_jobs_cancel(srv, long_wav):
-    """Memory grows with the audio converted at once: two 60 s jobs do not run together
-    (max_running_seconds 30), though a worker slot is free."""
+def test_whole_songs_leave_a_worker_to_short_jobs_and_queued_jobs_cancel(srv):
+    """Two songs (90 s: long) on two workers: one runs, the other waits, though a worker is
+    free; a 3 s job asked after both starts at once on it, passing the waiting song."""
+    song = wav_bytes(90.0)
+
     async def main():
-        async with Raw(srv.url) as a, Raw(srv.url) as b:
-            await asyncio.gather(a.open_window(long_wav, 60), b.open_window(long_wav, 60))
+        async with Raw(srv.url) as a, Raw(srv.url) as b, Raw(srv.url) as c:
+            await asyncio.gather(a.open_window(song, 90), b.open_window(song, 90), c.open_window(song, 3))
             await a.send({"type": "convert", "id": a.id(), "texture": "laser", "quality": "hifi"})
             job_a = (await a.expect("accepted")).job
             await b.send({"type": "convert", "id": b.id(), "texture": "water", "quality": "hifi"})
             accepted = await b.expect("accepted")
             assert accepted.position == 1
+            await c.send({"type": "convert", "id": c.id(), "texture": "water", "quality": "lofi"})
+            assert (await c.expect("accepted")).position == 0  # started at once, ahead of the waiting song
             h = srv.health()
-            assert (h["running"], h["queued"], h["running_audio_seconds"]) == (1, 1, 60.0)
+            assert (h["running"], h["queued"], h["running_audio_seconds"]) == (2, 1, 93.0)
+            result = await c.expect("result")
+            assert result.timings["queued"] < 0.5 and result.duration == 3.0
             cid = b.id()
             await b.send({"type": "cancel", "id": cid, "job": accepted.job})
             cancelled = await b.expect("cancelled", timeout=5)
@@ -476,6 +482,71 @@ def test_long_windows_run_one_at_a_time_and_queued_jobs_cancel(srv, long_wav):
         wait_clean(srv)
 
     run(main())
+
+
+def stereo_wav_bytes(seconds: float) -> bytes:
+    """Music on the left, a low hum on the right: a stereo file whose channels differ."""
+    buf = io.BytesIO()
+    t = np.arange(int(seconds * 44100)) / 44100
+    right = (0.3 * np.sin(2 * np.pi * 110.0 * t)).astype(np.float32)
+    soundfile.write(buf, np.stack([music(seconds), right], axis=1), 44100, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_protocol_3_converts_in_stereo_the_window_or_the_whole_track_at_a_strength(srv):
+    from musicoder import audio
+
+    async def main():
+        async with client.Client(srv.url) as c:
+            assert c.welcome.version == 3 and c.welcome.limits["window_seconds"] == 600.0
+            track = await c.upload(stereo_wav_bytes(14.0), name="stereo.wav")
+            assert track.channels == 2 and track.window.duration == 10.0
+            await c.clip(2.0, 5.0)
+            chunks = []
+            r = await c.convert("water", "lofi", "flac", strength=0.25,
+                                on_download=lambda got, size: chunks.append((got, size)))
+            assert (r.channels, r.strength, r.start, r.duration) == (2, 0.25, 2.0, 5.0)
+            y = audio.decode_bytes(r.audio, stereo=True)
+            assert y.shape == (2, 5 * 44100)
+            assert np.std(y[0] - y[1]) > 0.05  # the channels kept apart, not one mixed twice
+            assert chunks[-1] == (len(r.audio), len(r.audio))  # the download counted as its chunks came
+            whole = await c.convert("laser", "lofi", "wav", whole=True)
+            assert (whole.start, whole.duration, whole.channels, whole.strength) == (0.0, 14.0, 2, 1.0)
+            assert audio.decode_bytes(whole.audio, stereo=True).shape == (2, 14 * 44100)
+            await c.clip(0.0, 3.0)  # the window is still the window after a whole-track conversion
+            assert (await c.convert("laser", "lofi")).duration == 3.0
+            with pytest.raises(protocol.ProtocolError):  # strength outside 0..1 never leaves the client
+                await c.convert("laser", strength=1.5)
+
+    run(main())
+    wait_clean(srv)
+
+
+def test_a_version_2_client_is_served_as_before_mono_the_window_at_full_strength(srv):
+    from musicoder import audio
+
+    async def main():
+        async with Raw(srv.url) as r:
+            await r.send({"type": "hello", "id": r.id(), "version": 2, "client": "old"})
+            assert (await r.expect("welcome")).version == 3
+            await r.upload(stereo_wav_bytes(14.0))
+            assert (await r.expect("track")).channels == 2  # the source's, mixed to mono for this client
+            # fields of version 3 from an older client mean nothing: the window, mono, full strength
+            await r.send({"type": "convert", "id": r.id(), "texture": "water", "quality": "lofi", "whole": True,
+                          "strength": 0.0})
+            result = await r.expect("result")
+            assert (result.duration, result.channels, result.strength, result.start) == (10.0, 1, 1.0, 0.0)
+            data = b""
+            while True:
+                frame = await r.recv()
+                if isinstance(frame, protocol.BinaryFrame) and frame.kind == protocol.Kind.AUDIO:
+                    data += frame.payload
+                    if frame.last:
+                        break
+            assert len(data) == result.audio_bytes and audio.decode_bytes(data, stereo=True).shape == (1, 10 * 44100)
+
+    run(main())
+    wait_clean(srv)
 
 
 # ---- many sessions, other clients, health --------------------------------------------------

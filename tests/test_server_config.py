@@ -81,3 +81,15 @@ def test_without_a_cluster_nothing_of_ray_is_imported(tmp_path):
             "print(type(app.pool).__name__, 'ray' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == ["ProcessPool", "False"], r.stderr
+
+
+def test_the_window_limit_is_ten_minutes_configurable_up_to_the_track_limit():
+    assert config.load([], environ={}).max_window == 600.0  # a whole 10-minute song
+    assert config.load([], environ={"MUSICODER_MAX_WINDOW": "120"}).max_window == 120.0
+    assert config.load(["--max-window", "90"], environ={}).max_window == 90.0
+    assert config.load(["--max-window-seconds", "30"], environ={}).max_window == 30.0  # its former name
+    assert config.load([], environ={"MUSICODER_MAX_WINDOW_SECONDS": "45"}).max_window == 45.0
+    with pytest.raises(SystemExit, match="max_window"):
+        config.load(["--max-window", "1900"], environ={})  # past the 1800 s track limit
+    assert config.load(["--max-track-seconds", "20"], environ={}).max_window == 20.0  # the default follows it
+    assert config.load(["--max-window", "1900", "--max-track-seconds", "3600"], environ={}).max_window == 1900.0
