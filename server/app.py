@@ -107,7 +107,7 @@ class App:
         self.shutting_down = False
         self.started = time.monotonic()
         self.limits = audio.Limits(max_bytes=settings.max_upload_bytes, max_track_seconds=settings.max_track_seconds,
-                                   max_window_seconds=settings.max_window_seconds)
+                                   max_window_seconds=settings.max_window)
         self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode",
                                                               initializer=lower_thread_priority,
                                                               initargs=(DECODE_NICE,))
@@ -122,7 +122,7 @@ class App:
         return protocol.Welcome(
             re=re, version=protocol.PROTOCOL_VERSION, server=f"musicoder-server {__version__}", session=session_id,
             limits={"upload_bytes": s.max_upload_bytes, "track_seconds": s.max_track_seconds,
-                    "window_seconds": s.max_window_seconds, "message_bytes": protocol.MAX_TEXT_BYTES,
+                    "window_seconds": s.max_window, "message_bytes": protocol.MAX_TEXT_BYTES,
                     "chunk_bytes": protocol.frames.MAX_CHUNK_BYTES, "idle_seconds": s.idle_timeout,
                     "jobs_per_session": s.jobs_per_session, "queue": s.queue,
                     "exemplar_min_seconds": audio.EXEMPLAR_MIN_SECONDS,
@@ -138,11 +138,11 @@ class App:
         """The models' Texture called name; InputError("unknown_texture") if none."""
         return self.models.texture(name[:64].lower())
 
-    async def decode(self, path: str, start: float, duration: float) -> audio.Clip:
+    async def decode(self, path: str, start: float, duration: float, stereo: bool = False) -> audio.Clip:
         """audio.load in a thread: ffmpeg and resampling never block the loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._decoder, functools.partial(audio.load, path, start, duration,
-                                                                           self.limits))
+                                                                           limits=self.limits, stereo=stereo))
 
     async def decode_exemplar(self, path: str) -> audio.Clip:
         """audio.load_exemplar in a thread, within the server's limits."""

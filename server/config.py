@@ -66,12 +66,12 @@ class Settings:
     keyfile: str = ""  # its private key (PEM), unless certfile holds it
     max_upload_mb: float = 200.0  # one upload, MiB
     max_track_seconds: float = 1800.0  # a track's duration
-    max_window_seconds: float = 60.0  # a clip window's duration
+    max_window: float = 600.0  # s one conversion takes of a track (a window or the whole track); ≤ max_track_seconds
     idle_timeout: float = 300.0  # seconds without a message (and no job running) before closing
     queue: int = 32  # conversions waiting for a worker, all sessions together
-    max_running_seconds: float = 30.0  # seconds of audio converted at once (memory: ~8 MB per second)
+    max_running_seconds: float = 600.0  # seconds of audio converted at once, whole songs and short jobs each (memory)
     jobs_per_session: int = 2  # conversions queued or running per session
-    job_timeout: float = 300.0  # a conversion running longer is killed (worker_failed)
+    job_timeout: float = 300.0  # a conversion running longer per minute of its audio is killed (worker_failed)
     cancel_grace: float = 10.0  # seconds a cancelled job may take to stop before its worker is killed
     sweep_interval: float = 600.0  # seconds between sweeps of leftover session files
     sweep_age: float = 3600.0  # leftovers older than this (s) and of no live session are deleted
@@ -141,8 +141,20 @@ _HELP = {
                           "at a time, so above 1 queued ones count as load it tolerates (default 1)",
     "queue_timeout": "under --ray, seconds a conversion may wait for a replica; then it ends with busy "
                      "(default 60)",
+    "max_window": "the longest audio one conversion takes, s: a window or the whole track (default 600: a "
+                  "10-minute song; at most --max-track-seconds)",
+    "max_running_seconds": "seconds of audio converted at once, whole songs (over 60 s) and shorter jobs each "
+                           "counted apart, so that songs never hold back short jobs; a job alone always starts "
+                           "(default 600)",
+    "job_timeout": "seconds a conversion may run per minute of its audio (at least this) before its worker is "
+                   "stopped (default 300)",
     "models": "texture model module (default models; tests.passthrough_models: identity, for the tests)",
 }
+
+
+# flags and variables a setting had before its rename: still read
+_FORMER_FLAGS = {"max_window": ("--max-window-seconds",)}
+_FORMER_ENV = {"max_window": "MAX_WINDOW_SECONDS"}
 
 
 def _convert(field: dataclasses.Field, raw: str):
@@ -163,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         repeatable = isinstance(f.default, tuple)
         helptext = _HELP.get(f.name, f"(default {f.default})").format(cores=cores)
-        p.add_argument(flag, dest=f.name, type=str if repeatable else type(f.default), default=None,
+        p.add_argument(flag, *_FORMER_FLAGS.get(f.name, ()), dest=f.name,
+                       type=str if repeatable else type(f.default), default=None,
                        action="append" if repeatable else "store", help=helptext)
     return p
 
@@ -174,7 +187,7 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     args = build_parser().parse_args(argv)
     values = {}
     for f in dataclasses.fields(Settings):
-        raw = environ.get(ENV_PREFIX + f.name.upper())
+        raw = environ.get(ENV_PREFIX + f.name.upper()) or environ.get(ENV_PREFIX + _FORMER_ENV.get(f.name, "-"))
         if raw is not None and raw != "":
             try:
                 values[f.name] = _convert(f, raw)
@@ -197,6 +210,11 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         raise SystemExit("musicoder-server: error: port must be 0..65535")
     if settings.max_connections_per_ip < 0:
         raise SystemExit("musicoder-server: error: max_connections_per_ip must be 0 (no cap) or more")
+    if "max_window" not in values:  # the default never asks for more than the tracks taken
+        settings = dataclasses.replace(settings, max_window=min(settings.max_window, settings.max_track_seconds))
+    if not 1.0 <= settings.max_window <= settings.max_track_seconds:
+        raise SystemExit(f"musicoder-server: error: max_window must be 1 to max_track_seconds "
+                         f"({settings.max_track_seconds:g}) s")
     if settings.keyfile and not settings.certfile:
         raise SystemExit("musicoder-server: error: keyfile needs certfile")
     if settings.token_file:
