@@ -24,12 +24,16 @@ HELP_TEXT = f"""MusiCoder gives a piece of music a new texture.
    Drag and drop from the file manager is not available on Linux (Dear PyGui has no
    OS drag-and-drop there): use Open.
 2. Drag the start of the window over the whole track, set its length (10 s by default),
-   press OK. Play auditions the window.
+   press OK. Play auditions the window. Or tick "Whole track": the whole song is
+   converted (up to the server's limit, 10 minutes by default).
 3. Choose a texture; Try plays a sample of it. Press OK. "Your own…" takes any
    recording of a texture you like (2 to 30 s): Open exemplar…, Try plays it, OK.
+   Strength: from 0 (the music unchanged) to 1 (the texture as tuned); letting go of
+   the slider converts the result again at the new strength.
 4. Choose a quality (the server's expected time is shown) and press Convert.
-5. Play the result, Save as wav, flac, mp3 or ogg, or convert again with another
-   texture or quality: the song is not uploaded again.
+5. Play the result (a stereo song gives a stereo result); A/B switches between the
+   result and the input it was made of, from the same place. Save as wav, flac, mp3 or
+   ogg, or convert again with another texture or quality: the song is not uploaded again.
 
 Volume balance on plays loudness-normalised audio; off plays the raw level.
 The connection state is at the top; Retry reconnects at once, and the client also
@@ -62,7 +66,7 @@ class App:
         self._window_peaks_drawn = None
         self._drawn_exemplar = None
         self._result_samples = None  # the drawn result, decoded
-        self._output_holds = None  # what the output player has loaded: the result, or "preview"
+        self._output_holds = None  # what the output player has loaded: (result, "result" or "input"); None: a preview
         self._build()
 
     # ---- layout --------------------------------------------------------------------------
@@ -135,6 +139,7 @@ class App:
                 dpg.add_input_float(label="length s", tag="win_len_in", width=110, step=1.0, default_value=10.0,
                                     format="%.2f", callback=self._on_window_typed)
                 dpg.add_button(label="OK", tag="clip_ok", callback=self.confirm_window)
+                dpg.add_checkbox(label="Whole track", tag="whole", callback=lambda s, v: self.set_whole(v))
                 self._transport("input")
 
             dpg.add_separator()
@@ -145,6 +150,8 @@ class App:
             with dpg.group(horizontal=True):
                 dpg.add_button(label="Try", tag="try", callback=self.try_texture)
                 dpg.add_button(label="OK", tag="texture_ok", callback=self.confirm_texture)
+                dpg.add_slider_float(label="strength", tag="strength", width=160, min_value=0.0, max_value=1.0,
+                                     default_value=1.0, format="%.2f")
                 dpg.add_button(label="Open exemplar…", tag="open_exemplar",
                                callback=lambda: dpg.show_item("exemplar_dialog"))
                 dpg.add_text("", tag="exemplar_facts")
@@ -176,11 +183,16 @@ class App:
                                   callback=lambda s, v: self.players.output.seek(dpg.get_value(s)))
             with dpg.group(horizontal=True):
                 self._transport("output")
+                dpg.add_button(label="A/B: result", tag="ab", callback=self.switch_ab)
                 dpg.add_button(label="Save as…", tag="save", callback=self._show_save_dialog)
         with dpg.theme() as window_theme:
             with dpg.theme_component(dpg.mvShadeSeries):
                 dpg.add_theme_color(dpg.mvPlotCol_Fill, (255, 170, 60, 210), category=dpg.mvThemeCat_Plots)
         dpg.bind_item_theme("win_wave", window_theme)
+        with dpg.item_handler_registry(tag="strength_handlers"):  # the slider let go: convert again
+            dpg.add_item_deactivated_after_edit_handler(
+                callback=lambda: self.release_strength(float(dpg.get_value("strength"))))
+        dpg.bind_item_handler_registry("strength", "strength_handlers")
         with dpg.window(tag="help", label="Help", show=False, width=700, height=420, pos=(200, 150)):
             dpg.add_text(HELP_TEXT, wrap=660)
         dpg.set_primary_window("main", True)
@@ -195,11 +207,56 @@ class App:
     # ---- user actions (the buttons call these; so can a script) ------------------------------
 
     def play_button(self, which: str) -> None:
-        """The Play buttons: the output one plays the result, even after a preview."""
-        if which == "output" and self.model.result is not None and self._output_holds is not self.model.result:
-            self.players.output.load(self._result_samples, audio.SAMPLE_RATE)
-            self._output_holds = self.model.result
+        """The Play buttons: the output one plays the result (or, A/B on the input, the
+        input it was made of), even after a preview."""
+        if which == "output" and self.model.result is not None:
+            self._load_listening()
         self.play(which)
+
+    def _load_listening(self) -> None:
+        """The output player holds what A/B says: the result, or the input it was made of."""
+        md = self.model
+        holds = (md.result, md.listening)
+        if self._output_holds is not None and self._output_holds[0] is md.result \
+                and self._output_holds[1] == md.listening:
+            return
+        if md.listening == "input":
+            start, duration = md.result_span()
+            samples = self._track_part(start, duration)
+        else:
+            samples = self._result_samples
+        self.players.output.load(samples, audio.SAMPLE_RATE)
+        self._output_holds = holds
+
+    def _track_part(self, start: float, duration: float):
+        """The track's samples from start for duration (s), at the balanced or raw level as
+        the Volume balance box says: (n,) or (channels, n)."""
+        md = self.model
+        a = int(start * md.track_rate)
+        part = md.track_samples[..., a:a + int(duration * md.track_rate)]
+        return audio.normalize_loudness(part, rate=md.track_rate) if md.normalize else part
+
+    def switch_ab(self) -> None:
+        """A/B: the result's transport plays the other one, from the same position, and
+        goes on playing if it was."""
+        if not self.model.enabled()["ab"]:
+            return
+        out = self.players.output
+        self._load_listening()  # what plays now (a preview may have been loaded since)
+        position, playing = out.position, out.playing
+        self.model.toggle_listening()
+        self._load_listening()
+        out.seek(position)
+        if playing:
+            self.play("output")
+
+    def set_whole(self, whole: bool) -> None:
+        self.model.apply(m.WholePicked(bool(whole)))
+
+    def release_strength(self, strength: float) -> None:
+        """The strength slider let go: converts again where a result of another strength shows."""
+        if self.model.strength_released(strength):
+            self.convert()
 
     def play(self, which: str) -> None:
         try:
@@ -248,7 +305,8 @@ class App:
 
     def convert(self) -> None:
         self.players.output.stop()
-        self.bridge.convert(self.model.texture, self.model.quality, self.model.normalize)
+        md = self.model
+        self.bridge.convert(md.texture, md.quality, md.normalize, strength=md.strength, whole=md.whole)
 
     def save(self, path: str) -> None:
         self.bridge.save_result(path)
@@ -299,12 +357,12 @@ class App:
         for event in self.bridge.drain():
             self.model.apply(event)
             if isinstance(event, m.PreviewReady):
-                self._play_preview(audio.decode_bytes(event.audio), audio.SAMPLE_RATE)
+                self._play_preview(audio.decode_bytes(event.audio, stereo=True), audio.SAMPLE_RATE)
         self._refresh()
 
     def _play_preview(self, samples, rate: int) -> None:
         self.players.output.load(samples, rate)
-        self._output_holds = "preview"  # Play (output) loads the result again
+        self._output_holds = None  # Play (output) loads the result again
         self.play("output")
 
     def _refresh(self) -> None:
@@ -325,7 +383,12 @@ class App:
         for which in ("input", "output"):
             p = getattr(self.players, which)
             dpg.set_value(f"pos_{which}", f"{p.position:5.1f} / {p.duration:.1f} s")
-        dpg.set_value("in_head", md.window_start + self.players.input.position)
+        start, _ = self._input_span()
+        dpg.set_value("in_head", start + self.players.input.position)
+        dpg.set_value("whole", md.whole)
+        if not dpg.is_item_active("strength"):  # never fight a drag
+            dpg.set_value("strength", md.strength)
+        dpg.configure_item("ab", label=f"A/B: {md.listening}")
         dpg.set_value("out_head", self.players.output.position)
 
     def _refresh_choices(self) -> None:
@@ -368,33 +431,38 @@ class App:
                 dpg.set_value("in_wave", [[0.0], [0.0], [0.0]])
             else:
                 peaks = render.waveform_peaks(md.track_samples, PLOT_COLUMNS)
-                x = np.linspace(0, len(md.track_samples) / md.track_rate, PLOT_COLUMNS)
+                x = np.linspace(0, md.track_samples.shape[-1] / md.track_rate, PLOT_COLUMNS)
                 dpg.set_value("in_wave", [x.tolist(), peaks[1].tolist(), peaks[0].tolist()])
             dpg.fit_axis_data("in_x")
             dpg.fit_axis_data("in_y")
-        if self._window_peaks_drawn is not md.window_peaks:
-            self._window_peaks_drawn = md.window_peaks
-            if md.window_peaks is None or not md.window_confirmed:
+        drawn = self._window_peaks_drawn
+        if drawn is None or drawn[0] is not md.window_peaks or drawn[1] != md.whole:
+            self._window_peaks_drawn = (md.window_peaks, md.whole)
+            if md.window_peaks is None or not md.window_confirmed or md.whole:  # the whole track: no window
                 dpg.set_value("win_wave", [[0.0], [0.0], [0.0]])
             else:
                 x = np.linspace(md.window_start, md.window_start + md.window_duration, md.window_peaks.shape[1])
                 dpg.set_value("win_wave", [x.tolist(), md.window_peaks[1].tolist(), md.window_peaks[0].tolist()])
-        start, dur = md.window_start, md.window_duration
+        start, dur = self._input_span()
         dpg.set_value("win_end", start + dur)
         if (start, dur) != self._window_drawn:  # only when the model moved it: never fight a drag
             self._window_drawn = (start, dur)
             dpg.set_value("win_start", start)
             dpg.set_value("win_start_in", start)
             dpg.set_value("win_len_in", dur)
-        # the input player plays the chosen window, at the balanced or raw level
+        # the input player plays the chosen window (or the whole track), at the balanced or raw level
         window_key = (id(md.track_samples), round(start, 3), round(dur, 3), md.normalize)
         if md.track_samples is not None and self._window_key != window_key:
             self._window_key = window_key
-            a = int(start * md.track_rate)
-            part = md.track_samples[a:a + int(dur * md.track_rate)]
-            if md.normalize:
-                part = audio.normalize_loudness(part, rate=md.track_rate)
-            self.players.input.load(part, md.track_rate)
+            self.players.input.load(self._track_part(start, dur), md.track_rate)
+
+    def _input_span(self) -> tuple[float, float]:
+        """(start, duration) s of the track that the input player plays: the window, or
+        with Whole track all of it."""
+        md = self.model
+        if md.whole and md.track_samples is not None:
+            return 0.0, md.track_samples.shape[-1] / md.track_rate
+        return md.window_start, md.window_duration
 
     def _refresh_job(self) -> None:
         dpg, job = self.dpg, self.model.job
@@ -413,14 +481,17 @@ class App:
         self._drawn_result = res
         if res is None:
             return
-        samples = self._result_samples = audio.decode_bytes(res.audio)
+        samples = self._result_samples = audio.decode_bytes(res.audio, stereo=True)
         self.players.output.load(samples, audio.SAMPLE_RATE)
-        self._output_holds = res
+        self._output_holds = (res, "result")
         dpg.set_value("spectrogram_tex", png_to_rgba(res.spectrogram, 1000, 400))
         work = {k: v for k, v in res.timings.items() if k != "queued"}
-        dpg.set_value("result_facts", f"{res.texture} · {res.quality} · {res.format}\n{res.duration:.1f} s of audio\n"
+        at = "" if res.strength >= 1.0 else f" at {res.strength:.0%}"
+        channels = "stereo" if res.channels == 2 else "mono"
+        dpg.set_value("result_facts", f"{res.texture}{at} · {res.quality} · {res.format}\n"
+                      f"{res.duration:.1f} s of audio from {res.start:.1f} s, {channels}\n"
                       + "\n".join(f"{k}: {v:.2f} s" for k, v in work.items()))
-        x = np.linspace(0, len(samples) / audio.SAMPLE_RATE, len(res.peaks_max))
+        x = np.linspace(0, samples.shape[-1] / audio.SAMPLE_RATE, len(res.peaks_max))
         dpg.set_value("out_wave", [x.tolist(), list(res.peaks_max), list(res.peaks_min)])
         dpg.fit_axis_data("out_x")
         dpg.fit_axis_data("out_y")

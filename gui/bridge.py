@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import os
 import queue
 import threading
@@ -108,9 +109,11 @@ class Bridge:
     def preview(self, texture: str) -> None:
         self._submit(self._guard("preview", self._preview(texture)))
 
-    def convert(self, texture: str, quality: str, normalize: bool, fmt: str = "wav") -> None:
+    def convert(self, texture: str, quality: str, normalize: bool, fmt: str = "wav", *, strength: float = 1.0,
+                whole: bool = False) -> None:
+        """Convert the window, or with whole the whole track, at strength (0..1)."""
         self.model.start_job()
-        self._submit(self._guard("convert", self._convert(texture, quality, normalize, fmt)))
+        self._submit(self._guard("convert", self._convert(texture, quality, normalize, fmt, strength, whole)))
 
     def cancel(self) -> None:
         if self._job is not None:
@@ -200,7 +203,7 @@ class Bridge:
     async def _open(self, path: str) -> None:
         name = os.path.basename(path)
         try:
-            clip = await asyncio.to_thread(audio.load, path, 0.0, None)
+            clip = await asyncio.to_thread(functools.partial(audio.load, path, 0.0, None, stereo=True))
         except InputError as err:
             self._post(m.RequestFailed("open", err.code, err.message))
             return
@@ -237,22 +240,25 @@ class Bridge:
         fmt, data = await self._client.preview(texture)
         self._post(m.PreviewReady(texture, fmt, data))
 
-    async def _convert(self, texture: str, quality: str, normalize: bool, fmt: str) -> None:
+    async def _convert(self, texture: str, quality: str, normalize: bool, fmt: str, strength: float,
+                       whole: bool) -> None:
         def accepted(job: int, position: int) -> None:
             self._job = job
             self._post(m.JobAccepted(job, position))
 
         result = await self._client.convert(
-            texture, quality, fmt, normalize, on_accepted=accepted,
-            on_progress=lambda stage, fraction, eta, position: self._post(m.JobProgress(stage, fraction, eta, position)))
+            texture, quality, fmt, normalize, on_accepted=accepted, strength=strength, whole=whole,
+            on_progress=lambda stage, fraction, eta, position: self._post(m.JobProgress(stage, fraction, eta, position)),
+            on_download=lambda got, size: self._post(m.DownloadProgressed(got, size)))
         self._post(m.ResultReady(result))
 
 
 def save_result(result: client.Result, path: str) -> str:
     """Write a result where the user chose: its own bytes when the extension matches
-    its format, else decoded and encoded again. Returns the format written."""
+    its format, else decoded and encoded again, its channels kept. Returns the format
+    written."""
     fmt = audio.output_format(path)
     if fmt == result.format:
         audio.write_file(path, result.audio)
         return fmt
-    return audio.save(audio.decode_bytes(result.audio), path)
+    return audio.save(audio.decode_bytes(result.audio, stereo=True), path)

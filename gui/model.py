@@ -5,10 +5,11 @@ connection coming or going — goes through :meth:`Model.apply`.
 
 The steps follow the original client's flow, each button lighting up when its step is
 possible: connect (to one of the server field's addresses: several, comma-separated, are
-tried in turn) → load a file (uploaded) → choose the window (clip) → choose a texture
-(Try previews it; "Your own…" opens a recording of the user's own texture, uploaded as
-the session's exemplar, and Try plays it) → choose a quality (starts the conversion) →
-result (play, save, convert again).
+tried in turn) → load a file (uploaded) → choose the window (clip), or "Whole track" →
+choose a texture and its strength (Try previews it; "Your own…" opens a recording of the
+user's own texture, uploaded as the session's exemplar, and Try plays it) → choose a
+quality (starts the conversion) → result (play, A/B against the input from the same
+place, save, convert again; a new strength converts again by itself).
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class FileLoaded:
     """The user picked a file and it was decoded here, for the input player."""
     path: str
     name: str
-    samples: np.ndarray  # (n,) float32 at rate: the whole track
+    samples: np.ndarray  # (n,) or (channels, n) float32 at rate: the whole track
     rate: int
 
 
@@ -104,6 +105,16 @@ class WindowReady:
 
 
 @dataclasses.dataclass(frozen=True)
+class WholePicked:
+    whole: bool  # convert the whole track, not the window
+
+
+@dataclasses.dataclass(frozen=True)
+class StrengthPicked:
+    strength: float  # 0 the music unchanged .. 1 the texture as tuned
+
+
+@dataclasses.dataclass(frozen=True)
 class TexturePicked:
     name: str
 
@@ -132,6 +143,12 @@ class JobProgress:
     fraction: float  # of the whole job
     eta: float  # s
     position: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadProgressed:
+    received: int  # bytes of the result's audio
+    size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +209,9 @@ class Model:
     texture_confirmed: bool = False
     quality: str = "standard"
     normalize: bool = True
+    whole: bool = False  # "Whole track": convert all of it, not the window
+    strength: float = 1.0
+    listening: str = "result"  # what the result's transport plays: "result", or "input" (A/B)
     # work
     job: JobState | None = None
     result: client.Result | None = None
@@ -218,20 +238,49 @@ class Model:
             "play_input": self.track_samples is not None,
             "pause_input": self.track_samples is not None,
             "stop_input": self.track_samples is not None,
-            "clip_ok": uploaded and not self.busy,
+            "clip_ok": uploaded and not self.busy and not self.whole,
+            "whole": uploaded and not self.busy and self.whole_allowed,
             "try": (self.exemplar_samples is not None) if self.own_texture else
                    (self.connected and self.welcome is not None),
             "open_exemplar": self.own_texture and self.connected and not self.busy,
-            "texture_ok": uploaded and self.window_confirmed and self.texture is not None and not self.busy
+            "texture_ok": uploaded and (self.window_confirmed or self.whole) and self.texture is not None
+                          and not self.busy
                           and (not self.own_texture or self.exemplar is not None),
-            "convert": uploaded and self.window_confirmed and self.texture_confirmed and not self.busy,
+            "convert": uploaded and (self.window_confirmed or self.whole) and self.texture_confirmed and not self.busy,
             "cancel": self.busy and self.job.job is not None,
             "play_output": self.result is not None,
             "pause_output": self.result is not None or self.preview is not None,
             "stop_output": self.result is not None or self.preview is not None,
             "save": self.result is not None,
+            "ab": self.result is not None and self.track_samples is not None,
+            "strength": self.welcome is not None and self.welcome.version >= 3,
             "retry": self.connection is Connection.DISCONNECTED,
         }
+
+    @property
+    def whole_allowed(self) -> bool:
+        """The server converts whole tracks (protocol 3) and this one is within its limit."""
+        w, t = self.welcome, self.track
+        return w is not None and w.version >= 3 and t is not None and t.duration <= w.limits["window_seconds"]
+
+    def result_span(self) -> tuple[float, float] | None:
+        """(start, duration) in s of the track that the result was made from: what A/B
+        plays as the input, from the same position as the result. None without a result."""
+        r = self.result
+        return None if r is None else (r.start, r.duration)
+
+    def toggle_listening(self) -> str:
+        """A/B: the result's transport plays the other one now; returns which."""
+        self.listening = "input" if self.listening == "result" else "result"
+        return self.listening
+
+    def strength_released(self, strength: float) -> bool:
+        """The strength slider was let go at ``strength``: True when the result on show
+        should be converted again at it (there is one, of another strength, and a
+        conversion may start)."""
+        self.apply(StrengthPicked(strength))
+        r = self.result
+        return r is not None and abs(r.strength - self.strength) > 1e-6 and self.enabled()["convert"]
 
     @property
     def own_texture(self) -> bool:
@@ -296,14 +345,14 @@ class Model:
         self.track_samples, self.track_rate = e.samples, e.rate
         self.track, self.window_confirmed, self.window_peaks = None, False, None
         self.result, self.upload_fraction, self.error = None, 0.0, None
-        self.window_start = 0.0
+        self.window_start, self.whole, self.listening = 0.0, False, "result"
         self.window_duration = self.welcome.default_window if self.welcome else 10.0
         self.status = f"Uploading {e.name}…"
 
     def _on_TrackCleared(self, e: TrackCleared) -> None:
         self.local_path = self.track_name = None
         self.track_samples = self.track = self.window_peaks = self.result = None
-        self.window_confirmed, self.upload_fraction = False, 0.0
+        self.window_confirmed, self.upload_fraction, self.whole, self.listening = False, 0.0, False, "result"
         self.status = "Open a song to begin."
 
     def _on_ExemplarLoaded(self, e: ExemplarLoaded) -> None:
@@ -331,6 +380,15 @@ class Model:
     def _on_WindowPicked(self, e: WindowPicked) -> None:
         self.window_start, self.window_duration = e.start, e.duration
         self.window_confirmed = False
+
+    def _on_WholePicked(self, e: WholePicked) -> None:
+        self.whole = e.whole and self.whole_allowed
+        if self.whole:
+            self.status = f"The whole track, {self.track.duration:.1f} s. Choose a texture."
+
+    def _on_StrengthPicked(self, e: StrengthPicked) -> None:
+        # to the slider's hundredths: its float32 value is not what the user read on it
+        self.strength = round(min(max(float(e.strength), 0.0), 1.0), 2)
 
     def _on_WindowReady(self, e: WindowReady) -> None:
         self._set_window(e.window)
@@ -366,6 +424,11 @@ class Model:
         self.job = JobState(job=e.job, position=e.position)
         self.status = f"Queued, {e.position} ahead." if e.position else "Converting…"
 
+    def _on_DownloadProgressed(self, e: DownloadProgressed) -> None:
+        if self.job is not None:
+            self.job.stage, self.job.fraction = "downloading", e.received / e.size if e.size else 1.0
+            self.status = f"Receiving the result… {self.job.fraction:.0%}"
+
     def _on_JobProgress(self, e: JobProgress) -> None:
         if self.job is None:
             return  # a late frame of a job we no longer follow
@@ -375,9 +438,12 @@ class Model:
 
     def _on_ResultReady(self, e: ResultReady) -> None:
         r = e.result
-        self.result, self.job = r, None
+        self.result, self.job, self.listening = r, None, "result"
         total = sum(v for k, v in r.timings.items() if k != "queued")
-        self.status = f"Done: {r.texture}, {r.quality}, {total:.2f} s of work. Play it, save it, or convert again."
+        at = "" if r.strength >= 1.0 else f" at {r.strength:.0%}"
+        self.status = (f"Done: {r.texture}{at}, {r.quality}, {r.duration:.1f} s{' stereo' if r.channels == 2 else ''}, "
+                       f"{total:.2f} s of work. Play it (A/B: the input from the same place), save it, or convert "
+                       f"again.")
 
     def _on_JobCancelled(self, e: JobCancelled) -> None:
         self.job = None

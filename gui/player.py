@@ -1,4 +1,4 @@
-"""Playback of a mono clip through simpleaudio, with pause, seek and a playhead.
+"""Playback of a mono or stereo clip through simpleaudio, with pause, seek and a playhead.
 
 simpleaudio plays a buffer from its start and can only stop; pause and seek are a
 stop and a new play from the remembered position. Plain Python, no GUI: the window
@@ -16,14 +16,15 @@ class PlaybackUnavailable(Exception):
     """No audio device (or no simpleaudio): the message says so in one sentence."""
 
 
-def _simpleaudio_play(pcm: bytes, rate: int):
-    """Start playing 16-bit mono PCM; returns an object with .stop() and .is_playing()."""
+def _simpleaudio_play(pcm: bytes, rate: int, channels: int = 1):
+    """Start playing 16-bit PCM (channels interleaved); returns an object with .stop()
+    and .is_playing()."""
     try:
         import simpleaudio
     except ImportError as exc:
         raise PlaybackUnavailable("Playback needs the simpleaudio package (pip install 'musicoder[gui]').") from exc
     try:
-        return simpleaudio.play_buffer(pcm, 1, 2, rate)
+        return simpleaudio.play_buffer(pcm, channels, 2, rate)
     except Exception as exc:  # simpleaudio.SimpleaudioError when ALSA has no device
         raise PlaybackUnavailable(f"No audio device to play on ({exc}).") from exc
 
@@ -31,8 +32,9 @@ def _simpleaudio_play(pcm: bytes, rate: int):
 class Player:
     """One clip's transport: play, pause, stop, seek; ``position`` in seconds.
 
-    samples: (n,) float in [-1, 1] at ``rate`` Hz. ``play_fn(pcm_bytes, rate)`` starts
-    playback (simpleaudio by default); ``clock`` gives seconds (time.monotonic).
+    samples: (n,) or (channels, n) float in [-1, 1] at ``rate`` Hz. ``play_fn(pcm_bytes,
+    rate, channels)`` starts playback (simpleaudio by default); ``clock`` gives seconds
+    (time.monotonic).
     """
 
     def __init__(self, play_fn: Callable = _simpleaudio_play, clock: Callable[[], float] = time.monotonic):
@@ -40,6 +42,7 @@ class Player:
         self._clock = clock
         self._pcm = b""
         self._rate = 44100
+        self._channels = 1
         self._handle = None
         self._offset = 0.0  # position (s) when playback last started or paused
         self._started_at = 0.0
@@ -47,12 +50,14 @@ class Player:
     def load(self, samples: np.ndarray, rate: int) -> None:
         """Replace the clip (stops playback, position back to 0)."""
         self.stop()
-        pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1, 1) * 32767).astype("<i2")
-        self._pcm, self._rate = pcm.tobytes(), rate
+        y = np.asarray(samples, dtype=np.float32)
+        pcm = (np.clip(y, -1, 1) * 32767).astype("<i2")
+        self._channels = 1 if y.ndim == 1 else y.shape[0]
+        self._pcm, self._rate = (pcm if y.ndim == 1 else pcm.T).tobytes(), rate  # frames of interleaved channels
 
     @property
     def duration(self) -> float:
-        return len(self._pcm) / 2 / self._rate
+        return len(self._pcm) / 2 / self._channels / self._rate
 
     @property
     def loaded(self) -> bool:
@@ -79,8 +84,8 @@ class Player:
         """Play from the current position. Raises PlaybackUnavailable without a device."""
         if not self._pcm or self.playing:
             return
-        start_byte = int(self._offset * self._rate) * 2
-        self._handle = self._play_fn(self._pcm[start_byte:], self._rate)
+        start_byte = int(self._offset * self._rate) * 2 * self._channels
+        self._handle = self._play_fn(self._pcm[start_byte:], self._rate, self._channels)
         self._started_at = self._clock()
 
     def pause(self) -> None:

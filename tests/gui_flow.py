@@ -1,11 +1,13 @@
 """Drive the real GUI through the whole flow, as a user would, and screenshot each step.
 
-    python tests/gui_flow.py URL SONG SAVE_PATH SCREENSHOT_DIR EXEMPLAR
+    python tests/gui_flow.py URL SONG SAVE_PATH SCREENSHOT_DIR EXEMPLAR WHOLE_SAVE_PATH
 
 Run by tests/test_gui.py under Xvfb against a real server. Each step calls the same App
 method its button calls, then renders frames until the model shows the step's outcome.
 After the built-in texture's flow, the same song is converted with "Your own…": the
-EXEMPLAR file opened, tried (played) and used.
+EXEMPLAR file opened, tried (played) and used. Then the whole track is converted ("Whole
+track"), saved (WHOLE_SAVE_PATH, stereo), converted again by letting go of the strength
+slider, and A/B switches its playback to the input from the same position.
 Prints one JSON line: what was saved and which screenshots were written.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gui.app import HEIGHT, WIDTH, App  # noqa: E402
 from gui.bridge import Bridge  # noqa: E402
 
 
-def main(url: str, song: str, save_path: str, shots: str, exemplar: str) -> int:
+def main(url: str, song: str, save_path: str, shots: str, exemplar: str, whole_path: str) -> int:
     bridge = Bridge(url)
     dpg.create_context()
     app = App(dpg, bridge)
@@ -101,10 +103,46 @@ def main(url: str, song: str, save_path: str, shots: str, exemplar: str) -> int:
         app.convert()
         until("the result with the exemplar", lambda: md.result is not None and md.result.texture == "exemplar")
         shot("own_result")
+        own = {"texture": md.result.texture, "quality": md.result.quality, "duration": md.result.duration,
+               "exemplar": md.exemplar.name}
+        # the whole track, in stereo, then again at another strength
+        app.pick_texture("water")
+        app.confirm_texture()
+        app.set_whole(True)
+        frames()
+        app.convert()
+        until("the whole track's result", lambda: md.result is not None and md.result.start == 0.0
+              and md.result.duration > 20, 180)
+        whole = {"duration": md.result.duration, "channels": md.result.channels, "strength": md.result.strength,
+                 "whole_box": dpg.get_value("whole")}
+        full_strength = md.result.audio
+        shot("whole_track")
+        app.save(whole_path)
+        until("the saved whole track", lambda: os.path.exists(whole_path))
+        dpg.set_value("strength", 0.3)  # the slider moved, then let go: what its handler calls
+        app.release_strength(float(dpg.get_value("strength")))
+        until("the result at the new strength", lambda: md.result is not None and md.result.strength == 0.3, 180)
+        shot("strength")
+        changed = md.result.audio != full_strength
+        # A/B: the result's playhead at 12 s, switched to the input, which plays from there
+        app.play_button("output")
+        app.players.output.pause()
+        app.players.output.seek(12.0)  # what dragging its playhead does
+        before = app.players.output.position
+        app.switch_ab()
+        frames()
+        ab = {"listening": md.listening, "before": before, "after": app.players.output.position,
+              "label": dpg.get_item_label("ab"), "input_seconds": app.players.output.duration}
+        shot("ab")
+        app.play_button("output")
+        until("the input to play", lambda: app.players.output.playing or md.error is not None, 10)
+        until("the input to end", lambda: not app.players.output.playing, 60)
+        frames(5)
+        if os.path.exists(recording):
+            shutil.copyfile(recording, recording + ".ab")
         print(json.dumps({"saved": save_path, "screenshots": written, "status": md.status, "played": played,
-                          "error": md.error, "result": first, "tried_seconds": tried,
-                          "own": {"texture": md.result.texture, "quality": md.result.quality,
-                                  "duration": md.result.duration, "exemplar": md.exemplar.name}}))
+                          "error": md.error, "result": first, "tried_seconds": tried, "own": own, "whole": whole,
+                          "strength": md.result.strength, "strength_changed_audio": changed, "ab": ab}))
     finally:
         bridge.stop()
         dpg.destroy_context()
@@ -112,4 +150,4 @@ def main(url: str, song: str, save_path: str, shots: str, exemplar: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:6]))
+    sys.exit(main(*sys.argv[1:7]))

@@ -74,30 +74,46 @@ def test_full_flow_in_the_window(server, display, tmp_path):
     (home / ".asoundrc").write_text(ASOUNDRC.format(path=played))
     shots = os.environ.get("MUSICODER_SCREENSHOTS") or str(tmp_path / "shots")
     os.makedirs(shots, exist_ok=True)
-    saved = tmp_path / "water_hifi.wav"
+    saved, whole_saved = tmp_path / "water_hifi.wav", tmp_path / "whole.flac"
     env = dict(os.environ, DISPLAY=display, HOME=str(home), PYTHONPATH=str(REPO))
     exemplar = REPO / "models" / "exemplars" / "future.flac"  # any recording: the user's own texture
     proc = subprocess.run([sys.executable, str(REPO / "tests" / "gui_flow.py"), server.url, str(DEMO_CLIP),
-                           str(saved), shots, str(exemplar)], env=env, capture_output=True, text=True, timeout=400)
+                           str(saved), shots, str(exemplar), str(whole_saved)], env=env, capture_output=True, text=True,
+                          timeout=500)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["result"] == {"texture": "water", "quality": "hifi", "format": "wav", "duration": 10.0}
     # "Your own…": the exemplar was tried (played: all of its 12 s) and converted with
     assert report["own"] == {"texture": "exemplar", "quality": "lofi", "duration": 10.0, "exemplar": "future.flac"}
     assert abs(report["tried_seconds"] - 12.0) < 0.1
-    # every step was drawn: eight real screenshots, not blank frames
-    assert len(report["screenshots"]) == 8
+    # the whole track (28 s, stereo) was converted, saved in stereo, and again at strength 0.3
+    assert report["whole"] == {"duration": 28.0, "channels": 2, "strength": 1.0, "whole_box": True}
+    assert report["strength"] == 0.3 and report["strength_changed_audio"]
+    saved_whole = audio.load(whole_saved, duration=None, stereo=True).samples
+    assert saved_whole.shape[0] == 2 and abs(saved_whole.shape[1] / audio.SAMPLE_RATE - 28.0) < 0.05
+    assert np.std(saved_whole[0] - saved_whole[1]) > 1e-3  # two channels, not one twice
+    # A/B went from the result to the input it was made of (the whole track), at the same place,
+    # and played the input from there, at the balanced level as the result
+    ab = report["ab"]
+    assert ab["listening"] == "input" and ab["label"] == "A/B: input" and ab["before"] == ab["after"] == 12.0
+    assert abs(ab["input_seconds"] - 28.0) < 0.05
+    song = audio.normalize_loudness(audio.load(DEMO_CLIP, duration=None, stereo=True).samples)
+    sent = np.fromfile(f"{played}.ab", dtype="<i2").astype(np.float32).reshape(-1, 2).T / 32767
+    assert sent.shape == (2, song.shape[1] - 12 * audio.SAMPLE_RATE)
+    assert np.max(np.abs(sent - np.clip(song[:, 12 * audio.SAMPLE_RATE:], -1, 1))) < 3 / 32767
+    # every step was drawn: eleven real screenshots, not blank frames
+    assert len(report["screenshots"]) == 11
     from matplotlib.image import imread
 
     for path in report["screenshots"]:
         image = imread(path)
         assert image.shape[0] >= 900 and image[..., :3].std() > 0.05, path
-    # the saved file is the 10 s result, and what the output player sent to ALSA is that audio
-    result = audio.load(saved, duration=None).samples
-    assert abs(len(result) / audio.SAMPLE_RATE - 10.0) < 0.01
+    # the saved file is the 10 s stereo result, and what the output player sent to ALSA is that audio
+    result = audio.load(saved, duration=None, stereo=True).samples
+    assert result.shape[0] == 2 and abs(result.shape[1] / audio.SAMPLE_RATE - 10.0) < 0.01
     assert report["played"] and report["error"] is None
-    sent = np.fromfile(f"{played}.result", dtype="<i2").astype(np.float32) / 32767
-    assert len(sent) == len(result)
+    sent = np.fromfile(f"{played}.result", dtype="<i2").astype(np.float32).reshape(-1, 2).T / 32767
+    assert sent.shape == result.shape
     assert np.max(np.abs(sent - result)) < 3 / 32767  # the same samples, up to 16-bit rounding
     assert np.std(result) > 0.01
 

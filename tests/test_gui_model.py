@@ -34,9 +34,9 @@ def track() -> client.Track:
     return client.Track("song.mp3", 30.0, 48000, 2, "mp3", window())
 
 
-def result() -> client.Result:
+def result(strength: float = 1.0, start: float = 0.0) -> client.Result:
     return client.Result(7, "water", "hifi", "wav", 10.0, b"RIFF", b"\x89PNG", [-0.1], [0.1],
-                         {"queued": 0.0, "reconstructing": 1.0})
+                         {"queued": 0.0, "reconstructing": 1.0}, channels=2, strength=strength, start=start)
 
 
 def ready_model() -> m.Model:
@@ -238,8 +238,8 @@ def test_unknown_events_are_a_programming_error():
 
 
 class FakeOutput:
-    def __init__(self, pcm, rate):
-        self.pcm, self.rate, self.stopped = pcm, rate, False
+    def __init__(self, pcm, rate, channels=1):
+        self.pcm, self.rate, self.channels, self.stopped = pcm, rate, channels, False
 
     def stop(self):
         self.stopped = True
@@ -259,8 +259,8 @@ class FakeClock:
 def test_player_plays_pauses_seeks_and_stops():
     started, clock = [], FakeClock()
 
-    def play(pcm, rate):
-        started.append(FakeOutput(pcm, rate))
+    def play(pcm, rate, channels):
+        started.append(FakeOutput(pcm, rate, channels))
         return started[-1]
 
     p = Player(play_fn=play, clock=clock)
@@ -281,8 +281,23 @@ def test_player_plays_pauses_seeks_and_stops():
     assert p.position == 0.0 and started[-1].stopped
 
 
+def test_a_stereo_clip_plays_both_channels_interleaved_from_the_position():
+    started, clock = [], FakeClock()
+    p = Player(play_fn=lambda pcm, rate, channels: started.append(FakeOutput(pcm, rate, channels)) or started[-1],
+               clock=clock)
+    left, right = np.full(44100 * 2, 0.25, np.float32), np.full(44100 * 2, -0.5, np.float32)
+    p.load(np.stack([left, right]), 44100)
+    assert p.duration == 2.0
+    p.seek(1.5)
+    p.play()
+    out = started[0]
+    frames = np.frombuffer(out.pcm, "<i2").reshape(-1, 2)
+    assert out.channels == 2 and len(frames) == 22050  # 0.5 s left, two samples a frame
+    assert (frames[:, 0] == int(0.25 * 32767)).all() and (frames[:, 1] == int(-0.5 * 32767)).all()
+
+
 def test_playing_one_player_pauses_the_other():
-    pair = PlayerPair(lambda: Player(play_fn=lambda pcm, rate: FakeOutput(pcm, rate), clock=FakeClock()))
+    pair = PlayerPair(lambda: Player(play_fn=lambda pcm, rate, channels: FakeOutput(pcm, rate), clock=FakeClock()))
     pair.input.load(np.zeros(44100, np.float32), 44100)
     pair.output.load(np.zeros(44100, np.float32), 44100)
     pair.play("input")
@@ -291,7 +306,7 @@ def test_playing_one_player_pauses_the_other():
 
 
 def test_no_audio_device_is_a_message_not_a_crash():
-    def no_device(pcm, rate):
+    def no_device(pcm, rate, channels):
         raise PlaybackUnavailable("No audio device to play on.")
 
     p = Player(play_fn=no_device)
@@ -299,3 +314,48 @@ def test_no_audio_device_is_a_message_not_a_crash():
     with pytest.raises(PlaybackUnavailable, match="No audio device"):
         p.play()
     assert not p.playing
+
+
+def test_whole_track_needs_no_window_and_only_fits_the_server_limit():
+    md = ready_model()
+    assert not md.enabled()["convert"] and md.enabled()["whole"]
+    md.apply(m.WholePicked(True))
+    assert md.whole and not md.enabled()["clip_ok"] and md.enabled()["texture_ok"]
+    md.confirm_texture()
+    assert md.enabled()["convert"]
+    long = m.Model(url="ws://x")
+    long.apply(m.Connected(welcome()))
+    long.apply(m.TrackReady(dataclasses.replace(track(), duration=61.0)))  # over window_seconds (60)
+    long.apply(m.WholePicked(True))
+    assert not long.whole and not long.enabled()["whole"]
+    old = m.Model(url="ws://x")  # a version 2 server converts windows only
+    old.apply(m.Connected(dataclasses.replace(welcome(), version=2)))
+    old.apply(m.TrackReady(track()))
+    assert not old.enabled()["whole"] and not old.enabled()["strength"]
+
+
+def test_releasing_the_strength_converts_again_only_when_a_result_of_another_strength_shows():
+    md = ready_model()
+    assert not md.strength_released(0.4) and md.strength == 0.4  # no result yet: nothing to redo
+    md.apply(m.WindowReady(window()))
+    md.apply(m.TexturePicked("water"))
+    md.confirm_texture()
+    md.apply(m.ResultReady(result(strength=0.4)))
+    assert not md.strength_released(0.4)  # the same strength: nothing to redo
+    assert md.strength_released(0.7) and md.strength == 0.7
+    md.start_job()
+    assert not md.strength_released(0.2)  # busy: the next release redoes it
+    assert md.strength_released(7.0) is False and md.strength == 1.0  # clamped to 0..1
+    md.apply(m.StrengthPicked(float(np.float32(0.3))))
+    assert md.strength == 0.3  # the slider's float32 read as the hundredths it shows
+
+
+def test_a_b_plays_the_input_the_result_was_made_of_from_the_same_place():
+    md = ready_model()
+    assert not md.enabled()["ab"] and md.result_span() is None
+    md.apply(m.ResultReady(result(start=12.5)))
+    assert md.enabled()["ab"] and md.listening == "result" and md.result_span() == (12.5, 10.0)
+    assert md.toggle_listening() == "input" and md.toggle_listening() == "result"
+    md.toggle_listening()
+    md.apply(m.ResultReady(result()))
+    assert md.listening == "result"  # a new result is heard first
