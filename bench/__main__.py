@@ -1,7 +1,7 @@
 """Benchmark on the bundled demo clip.
 
     python -m bench [--json] [--quick] [--clip FILE] [--start S] [--duration D]
-                    [--texture NAME] [--no-engine] [--no-conversion]
+                    [--texture NAME] [--no-engine] [--no-conversion] [--no-songs]
 
 Reconstruction: for each quality level, our reconstruction's time and spectral
 convergence (SC, dB, lower is better) against its reference: plain Griffin-Lim as the
@@ -21,6 +21,10 @@ most 1.5 s and LOFI at most 0.4 s. Beside it, the same conversion with a user's 
 exemplar (a recording decoded with ``audio.load_exemplar`` and analysed by
 ``models.from_exemplar`` inside the timing), against the built-in texture: at most 1.5×. The one-time start-up (importing the engine, loading the three
 textures: their settings and exemplar analyses) is reported apart: a server pays it once.
+
+Songs: a whole 3-minute and 10-minute stereo song at HIFI against a 10 s window of the
+same file, time and peak RSS, each in a fresh process (:mod:`bench.songs`); targets:
+at most 1.15 x (length / 10 s) x the window's time, at most 500 MB for 10 minutes.
 
 ``--json`` prints one JSON object as the last line.
 """
@@ -196,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texture", default="water", help="texture for the conversion and engine rows (default water)")
     ap.add_argument("--no-engine", action="store_true", help="no engine rows")
     ap.add_argument("--no-conversion", action="store_true", help="no conversion (music's phase) rows")
+    ap.add_argument("--no-songs", action="store_true", help="no whole-song rows (they take a few minutes)")
     a = ap.parse_args(argv)
     duration = a.duration or (4.0 if a.quick else 10.0)
     result = run(a.clip, a.start, duration)
@@ -207,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_engine:
         result["engine"] = run_engine(a.clip, a.start, duration, a.texture)
         print(engine_table(result["engine"]))
+    if not a.no_songs:
+        from . import songs
+
+        result["songs"] = songs.run(a.texture, "hifi", (3.0,) if a.quick else (3.0, 10.0))
+        print(songs.table(result["songs"]))
     if a.json:
         print(json.dumps(result))
     return 0

@@ -23,11 +23,12 @@ rounding), because every step is either whole-song or local:
   frame exact; the blocks cost 2·MARGIN / BLOCK_FRAMES more work (HIFI: 8 %).
 
 Stereo. The texture is computed on the mid M = (L + R) / 2 and phase-retrieved there;
-the side S = (L − R) / 2 keeps its own STFT, scaled in each bin by the transfer's gain
-capped at 1, and L, R = M' ± S'. Where the transfer keeps the music (gain ≈ 1) the
-music's stereo image is kept; where the texture replaces it (gain < 1) the side fades
-and the texture is one coherent layer in both channels (no phasey, hollow centre); the
-mono sum of the result is the conversion of the mid.
+the side S = (L − R) / 2 keeps its own STFT, in each bin turned and scaled with the mid
+(:func:`_side_gain`: the gain capped at 1) and faded where the texture's fine structure
+replaced the music's (``Transfer.music_share``), and L, R = M' ± S'. Where the transfer
+keeps the music the music's stereo image is kept; where the texture replaces it, the
+texture is one coherent layer in both channels (no phasey, hollow centre); the mono sum
+of the result is the conversion of the mid.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from collections.abc import Iterator
 
 from . import audio, reconstruct, spectral, texture
 
+_TINY = 1e-12  # of a magnitude: a bin this quiet has no phase to speak of
 BLOCK_FRAMES = 2560  # frames kept per block (29.7 s): 22 MB per spectrogram-sized array
 # Share of the total time each stage takes, for one progress fraction over the whole job.
 STAGE_WEIGHTS = {"analysing": 0.04, "transferring": 0.08, "reconstructing": 0.83, "encoding": 0.05}
@@ -210,7 +212,7 @@ def render_blocks(
         check_cancel()
         if len(cores) == 1:
             report("transferring", 0.0)
-        gain = None
+        mag_x = mag
         if transform is not None:
             log_x = spectral.to_log(mag)
             if plan is not None:
@@ -221,8 +223,6 @@ def render_blocks(
                 log_y = transform(log_x)
             if strength < 1.0:
                 log_y = log_x + np.float32(strength) * (log_y - log_x)
-            if channel_count == 2:
-                gain = np.exp(np.minimum(log_y - log_x, 0.0))
             mag = spectral.from_log(log_y)
         timings["transferring"] += time.perf_counter() - t0
 
@@ -233,22 +233,46 @@ def render_blocks(
         def block_progress(f: float, i=i) -> None:
             report("reconstructing", (i + f) / len(cores))
 
-        side = None
-        if channel_count == 2:  # before the mid's phase retrieval, which may overwrite the STFT buffers
+        side = side_spec = None
+        if channel_count == 2:  # before the mid's phase retrieval, which overwrites the mid's STFT
             side_spec = spectral.stft_frames(0.5 * (chans[0] - chans[1]))
-            if gain is not None:
-                side_spec *= gain.T
-            side = spectral.istft_frames(side_spec, length)
+            if transform is not None:
+                side_spec *= (np.conj(spec) / np.maximum(mag_x, _TINY)).T  # relative to the mid's phase
+                if isinstance(transform, texture.Transfer):  # where the texture replaced the music, no side
+                    side_spec *= transform.music_share(strength)
+            else:
+                side = spectral.istft_frames(side_spec, length)
         del chans
         report("reconstructing", i / len(cores))
         # Start phase retrieval from the music's own phase: where the transfer kept the music,
         # its partials stay in place (a PGHI start from the new magnitude smears them).
         out = reconstruct.reconstruct(mag, q, length=length, phase=spec, overwrite_phase=True, seed=seed,
                                       on_progress=block_progress, should_cancel=should_cancel)
+        if side is None and side_spec is not None:
+            side = spectral.istft_frames(_side_gain(side_spec, spectral.stft_frames(out), mag_x.T, mag.T), length)
         block = out[None, :] if side is None else np.stack([out + side, out - side])
         keep_from, keep_to = a * spectral.HOP - s0, (n if b == total else b * spectral.HOP) - s0
         timings["reconstructing"] += time.perf_counter() - t0
         yield a * spectral.HOP, block[:, keep_from:keep_to]
+
+
+def _side_gain(side_rel: np.ndarray, mid_out: np.ndarray, mag_x: np.ndarray, mag_y: np.ndarray) -> np.ndarray:
+    """The side's STFT for the rendered mid, in place of ``side_rel``, all (frames, N_BINS):
+    side_rel the music's side over its mid's phase (S·conj(M)/|M|), mid_out the STFT of the
+    rendered mid M', mag_x = |M| and mag_y the target magnitude of M'.
+
+    S' = S · r with r = M' / (M · max(g, 1)), g = mag_y / mag_x the transfer's gain, |r|
+    capped at 1: where the music is kept (g ≈ 1) r = M'/M, so each bin's channels keep
+    their ratio to the mid, L' = M'·L/M and R' = M'·R/M (the image kept exactly, whatever
+    phase retrieval did to the mid); where the transfer lowers the music (g < 1) the
+    side follows the mid down; where it adds texture (g > 1) the side stays at the
+    music's level, so the added texture is one layer in both channels. The cap keeps a
+    side from ever growing past the music's own."""
+    r = mid_out / np.maximum(np.maximum(mag_y, mag_x), _TINY)
+    size = np.abs(r)
+    r /= np.maximum(size, 1.0)
+    side_rel *= r
+    return side_rel
 
 
 def _mid_blocks(read: Reader, n: int, channel_count: int, cores: list[tuple[int, int]],

@@ -250,6 +250,15 @@ class Transfer:
                               + self.settings.fine * self.exemplar.fine[np.ix_(high_bins, index)])
         return out.astype(np.float32)
 
+    def music_share(self, strength: float = 1.0) -> np.ndarray:
+        """(N_BINS,) float32: the share of the music's own fine structure in each bin of the
+        result at ``strength`` (0..1): 1 below the crossover, 1 − strength·fine above it,
+        where the exemplar's takes its place. The engine keeps that share of the music's
+        stereo side there, so a replaced band is the texture alone, in both channels."""
+        share = np.ones(spectral.N_BINS, np.float32)
+        share[self._high_bins] = 1.0 - strength * self.settings.fine
+        return share
+
     def __call__(self, log_x: np.ndarray) -> np.ndarray:
         """The whole clip at once: (N_BINS, T) natural-log magnitude → (N_BINS, T) float32."""
         log_x = np.asarray(log_x, np.float32)
