@@ -50,10 +50,17 @@ async def _one(url: str, quality: str) -> float:
     return seconds
 
 
-def sequential(url: str, repeats: int, quality: str) -> float:
-    """Median seconds of one whole flow, after one warm-up."""
-    asyncio.run(_one(url, quality))
-    return statistics.median(asyncio.run(_one(url, quality)) for _ in range(repeats))
+def sequential(urls: list[str], repeats: int, quality: str) -> list[float]:
+    """Median seconds of one whole flow through each of ``urls``, after one warm-up each;
+    the flows take turns (one through each, ``repeats`` times), so that a machine's
+    changing load weighs on every server alike."""
+    for url in urls:
+        asyncio.run(_one(url, quality))
+    times: list[list[float]] = [[] for _ in urls]
+    for _ in range(repeats):
+        for i, url in enumerate(urls):
+            times[i].append(asyncio.run(_one(url, quality)))
+    return [statistics.median(t) for t in times]
 
 
 def throughput(url: str, flows: int, quality: str) -> dict:
@@ -106,12 +113,12 @@ def run(flows: int = 24, nodes: tuple[int, ...] = (1, 2), repeats: int = 8, qual
         idle: int = 1000) -> dict:
     out: dict = {"quality": quality, "flows": flows, "repeats": repeats, "throughput": []}
     with tempfile.TemporaryDirectory() as tmp:
-        with _local(f"{tmp}/local1", 1) as srv:
-            out["local_one_flow_s"] = round(sequential(srv.url, repeats, quality), 3)
         # one worker process alone uses every core (its compute threads): so does the one replica here
         cores = usable_cores()
-        with LocalRayCluster(nodes=1, cpus=cores) as cluster, _front_end(f"{tmp}/ray1", cluster, 1, cores) as fe:
-            out["ray_one_flow_s"] = round(sequential(fe.url, repeats, quality), 3)
+        with _local(f"{tmp}/local1", 1) as srv, LocalRayCluster(nodes=1, cpus=cores) as cluster, \
+                _front_end(f"{tmp}/ray1", cluster, 1, cores) as fe:
+            local_s, ray_s = sequential([srv.url, fe.url], repeats, quality)
+            out["local_one_flow_s"], out["ray_one_flow_s"] = round(local_s, 3), round(ray_s, 3)
             if idle:
                 out["idle"] = idle_cost(fe, idle)
         out["overhead"] = round(out["ray_one_flow_s"] / out["local_one_flow_s"], 3)

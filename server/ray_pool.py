@@ -17,13 +17,14 @@ then is Ray imported. Sessions, limits, cleanup and the protocol do not change.
   later has its replica killed (Serve starts another).
 - **No job waits for ever.** Serve's backpressure (``max_queued_requests``: ``--queue``
   per front end) answers ``busy`` at once; a job that no replica starts within
-  ``queue_timeout`` s ends with ``busy`` too; one running past ``job_timeout`` ends with
-  ``worker_failed``. A replica lost mid-job gets the job retried once (on any replica),
-  else ``worker_failed``.
+  ``queue_timeout`` s ends with ``busy`` too; one running past its time limit
+  (``job_timeout`` per minute of audio) ends with ``worker_failed``. A replica lost
+  mid-job gets the job retried once (on any replica), else ``worker_failed``.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import socket
@@ -32,7 +33,9 @@ import time
 import ray
 from ray import serve
 from ray.exceptions import RayError, TaskCancelledError
+from ray.serve.context import _get_global_client
 from ray.serve.exceptions import BackPressureError, RayServeException
+from ray.serve.schema import ServeInstanceDetails
 
 from . import ray_deployment
 from .pool import Failed, JobCancelled, JobHandle, QueueingPool, Started
@@ -234,7 +237,7 @@ class RayPool(QueueingPool):
                 job._finish(Failed(code="busy", message=busy_message(self.queue_timeout)))
                 return None
             self._begin(job, first[1])
-            async with asyncio.timeout(self.job_timeout):
+            async with asyncio.timeout(self.time_limit(job)):
                 async for item in stream:
                     if item[0] == "progress":
                         job.events.put_nowait(self._progress(job, item[1], item[2]))
@@ -250,7 +253,7 @@ class RayPool(QueueingPool):
             response.cancel()
             self.failed += 1
             job._finish(Failed(code="worker_failed", message=f"The conversion ran past the server's "
-                                                            f"{self.job_timeout:g} s limit; please try again."))
+                                                            f"{self.time_limit(job):g} s limit; please try again."))
         except TaskCancelledError:  # Serve's RequestCancelledError among them
             job._finish(JobCancelled())
         except RayError as err:
@@ -276,7 +279,7 @@ class RayPool(QueueingPool):
         self._started[job.id] = job
         self._where[job.id] = where
         job.started = time.monotonic()
-        job.position, job.eta = 0, self.expected_seconds(job.spec.quality)
+        job.position, job.eta = 0, self.job_seconds(job)
         job.events.put_nowait(Started(eta=job.eta))
         self._announce_positions()
 
@@ -312,14 +315,17 @@ class RayPool(QueueingPool):
     # ---- the deployment's view ----------------------------------------------------------
 
     def _read_status(self) -> dict:
-        """The application's and its deployment's status and replicas by state (Serve's own)."""
-        app = serve.status().applications.get(self.app_name)
-        if app is None:
-            return {"status": "NOT_DEPLOYED", "replicas": {}}
-        dep = app.deployments.get(ray_deployment.DEPLOYMENT_NAME)
-        states = {str(getattr(k, "value", k)): n for k, n in (dep.replica_states if dep else {}).items()}
-        return {"status": str(getattr(app.status, "value", app.status)), "replicas": states,
-                "message": (dep.message if dep else app.message)[:300]}
+        """The application's status, its deployment's replicas by state and its autoscaling
+        as deployed (whoever deployed it): Serve's own details."""
+        details = ServeInstanceDetails(**_get_global_client().get_serve_details())
+        app = details.applications.get(self.app_name)
+        dep = app.deployments.get(ray_deployment.DEPLOYMENT_NAME) if app is not None else None
+        if dep is None:
+            return {"status": "NOT_DEPLOYED", "replicas": {}, "autoscaling": {}}
+        states = collections.Counter(str(getattr(r.state, "value", r.state)) for r in dep.replicas)
+        return {"status": str(getattr(app.status, "value", app.status)), "replicas": dict(states),
+                "message": (dep.message or app.message)[:300],
+                "autoscaling": dep.deployment_config.autoscaling_config or {}}
 
     async def _watch(self) -> None:
         while not self._closing:
@@ -333,11 +339,13 @@ class RayPool(QueueingPool):
     def stats(self) -> dict:
         replicas = self._status.get("replicas", {})
         running = sum(replicas.get(s, 0) for s in LIVE_REPLICAS)
+        scaling = self._status.get("autoscaling", {})
         return {
             "backend": "ray",
             "ray_address": self.address,
-            # ready (app.is_ready) once the deployment's minimum of replicas run
-            "workers": self.options.min_replicas,
+            # ready (app.is_ready) while one replica runs: a replica being replaced, or one
+            # autoscaling cannot place, takes no front end out of its balancer
+            "workers": 1,
             "workers_ready": running,
             **self.queue_stats(),
             "retried": self.retried,
@@ -348,9 +356,10 @@ class RayPool(QueueingPool):
                 "deployed_here": self.deployed,
                 "replicas_running": running,
                 "replicas_starting": sum(replicas.get(s, 0) for s in STARTING_REPLICAS),
-                "min_replicas": self.options.min_replicas,
-                "max_replicas": self.options.max_replicas,
-                "target_ongoing": self.options.target_ongoing,
+                # as deployed, by this front end or another (or a Serve config)
+                "min_replicas": scaling.get("min_replicas"),
+                "max_replicas": scaling.get("max_replicas"),
+                "target_ongoing": scaling.get("target_ongoing_requests"),
                 # this front end's requests: on a replica, and waiting for one
                 "ongoing": len(self._started),
                 "queued": len(self._pending),

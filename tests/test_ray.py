@@ -76,7 +76,8 @@ def test_two_front_ends_with_default_flags_share_the_replicas(tmp_path, cluster)
             assert h["ready"] and h["backend"] == "ray", h
             assert h["deployment"]["replicas_running"] >= 1 and h["deployment"]["status"] == "RUNNING", h
         assert a.health()["deployment"]["deployed_here"] and not b.health()["deployment"]["deployed_here"]
-        assert a.health()["deployment"]["max_replicas"] == 2, "the default: the cluster's 2 CPUs"
+        assert a.health()["deployment"]["max_replicas"] == b.health()["deployment"]["max_replicas"] == 2, \
+            "the default: the cluster's 2 CPUs, as deployed by a"
         assert a.health()["cluster"]["nodes_alive"] == 2 and a.health()["cluster"]["cpus"] == 2
 
         async def both():
