@@ -4,7 +4,7 @@ no CPU and one worker node of 2 CPUs, as the deploy README's one-machine try. Th
 textures, through the Ray Serve deployment the front ends share.
 
 Two front ends started with default flags both convert (with Cancel, a disconnect
-mid-job and a user's own exemplar); a replica killed mid-job gets its job retried; a
+mid-job, a user's own exemplar and a whole stereo song); a replica killed mid-job gets its job retried; a
 front end killed mid-job leaves its client to fail over to the other; a cluster at
 capacity answers ``busy`` within a second and a job no replica starts within
 ``--queue-timeout`` ends with ``busy``.
@@ -31,7 +31,7 @@ import client
 import protocol
 from server.testing import REPO, LocalRayCluster, ServerProcess
 
-from .test_server import run, wait_clean, wav_bytes
+from .test_server import run, stereo_wav_bytes, wait_clean, wav_bytes
 from .test_server_lifecycle import _gone, _wait
 
 pytestmark = pytest.mark.ray
@@ -83,6 +83,11 @@ def test_two_front_ends_with_default_flags_share_the_replicas(tmp_path, cluster)
         async def both():
             await asyncio.gather(full_flow(a.url, song), full_flow(b.url, song, exemplar=wav_bytes(3.0)))
 
+            async with client.Client(b.url, name="ray-song") as c:  # a whole stereo song, past the 60 s window
+                await c.upload(stereo_wav_bytes(75.0), name="song.wav")
+                r = await c.convert("future", "lofi", "flac", whole=True, strength=0.5)
+                assert (r.channels, r.strength) == (2, 0.5) and abs(r.duration - 75.0) < 0.05, r.timings
+
             async with client.Client(a.url, name="ray-cancel") as c:  # Cancel reaches the replica
                 await c.upload(wav_bytes(60.0), name="long.wav")
                 await c.clip(0.0, 60.0)
@@ -113,7 +118,7 @@ def test_two_front_ends_with_default_flags_share_the_replicas(tmp_path, cluster)
         for server in (a, b):
             h = wait_clean(server, timeout=30)
             assert h["failed"] == 0 and h["retried"] == 0 and "Traceback" not in server.log(), h
-        assert a.health()["completed"] == 2 and b.health()["completed"] == 1
+        assert a.health()["completed"] == 2 and b.health()["completed"] == 2
         assert "1 job(s) cancelled" in b.log(), b.log()[-2000:]
 
 
