@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import os
 import socket
@@ -120,8 +121,7 @@ class RayPool(QueueingPool):
             options = self.options
             if options.max_replicas <= 0:
                 cpus = ray.cluster_resources().get("CPU", 0.0)
-                options = ray_deployment.Options(**{**vars(options),
-                                                    "max_replicas": default_max_replicas(cpus, options.cpus)})
+                options = dataclasses.replace(options, max_replicas=default_max_replicas(cpus, options.cpus))
             log.info("deploying the Serve application %s: %d to %d replica(s) of %g CPU, %g request(s) each",
                      self.app_name, options.min_replicas, options.max_replicas, options.cpus, options.target_ongoing)
             serve._run(ray_deployment.application(options), _blocking=False, name=self.app_name, route_prefix=None)
