@@ -8,9 +8,9 @@ call) adds the encoding and the spectrogram, :func:`musicoder.convert.convert_fi
 the CLI calls) streams a whole song from file to file; the benchmark calls :func:`render`.
 
 Any length, in blocks. :func:`render_blocks` works through a song in blocks of
-BLOCK_FRAMES frames, each rendered with MARGIN frames of the song on either side that are
-then dropped, and gives the same samples as one pass over the whole clip (to float
-rounding), because every step is either whole-song or local:
+BLOCK_FRAMES frames, each rendered with a margin of frames of the song on either side that
+are then dropped, and gives the same samples as one pass over the whole clip (within
+1e-5 of full scale), because every step is either whole-song or local:
 
 * the transfer's statistics are whole-song: a first pass streams the mid's band
   envelopes and mean power (48 × frames: 10 MB for 10 minutes) into the transfer's plan
@@ -19,8 +19,12 @@ rounding), because every step is either whole-song or local:
   STFT) mixes a frame with its 3 neighbours on either side: after K iterations a frame
   depends only on the frames within 3·K, and the starting phase and the block's own
   edges (zero-padded frames, a shorter window sum) are wrong only in the 2 frames at
-  either end. A margin of 3·K + 8 frames (HIFI: 104 frames, 1.2 s) keeps every kept
-  frame exact; the blocks cost 2·MARGIN / BLOCK_FRAMES more work (HIFI: 8 %).
+  either end. A margin of 3·K + 8 frames keeps every kept frame exact to float
+  rounding; but the influence of a frame falls off fast with distance, so
+  :func:`margin_frames` takes 1.5·K + 8 (HIFI: 56 frames, 0.65 s), for a largest
+  difference from the whole-clip result of 1.9e-6 at HIFI, 2.2e-7 at Standard and 9e-8
+  at LOFI (60 s of stereo music, 11.6 s blocks; 3·K + 8 gives 0): the blocks cost
+  2·margin / BLOCK_FRAMES more work (HIFI: 5 %) instead of twice that.
 
 Stereo. The texture is computed on the mid M = (L + R) / 2 and phase-retrieved there;
 the side S = (L − R) / 2 keeps its own STFT, in each bin turned and scaled with the mid
@@ -43,7 +47,7 @@ from collections.abc import Iterator
 from . import audio, reconstruct, spectral, texture
 
 _TINY = 1e-12  # of a magnitude: a bin this quiet has no phase to speak of
-BLOCK_FRAMES = 2560  # frames kept per block (29.7 s): 22 MB per spectrogram-sized array
+BLOCK_FRAMES = 2048  # frames kept per block (23.8 s): 17 MB per complex spectrogram-sized array
 # Share of the total time each stage takes, for one progress fraction over the whole job.
 STAGE_WEIGHTS = {"analysing": 0.04, "transferring": 0.08, "reconstructing": 0.83, "encoding": 0.05}
 STAGES = tuple(STAGE_WEIGHTS)
@@ -76,9 +80,10 @@ def stage_start(stage: str) -> float:
 
 def margin_frames(iterations: int) -> int:
     """Frames rendered on either side of a block and dropped, for phase retrieval of
-    ``iterations`` iterations: 3 per iteration, 2 for the block's own edges, 3 for the
-    final ISTFT, 3 to spare (see the module's docstring)."""
-    return 3 * iterations + 8
+    ``iterations`` iterations: 1.5 per iteration and 8 for the edges and the final ISTFT
+    (the exact bound is 3 per iteration: see the module's docstring for why and by how
+    much less is enough)."""
+    return (3 * iterations) // 2 + 8
 
 
 def check_strength(strength: float) -> float:
@@ -224,6 +229,7 @@ def render_blocks(
             if strength < 1.0:
                 log_y = log_x + np.float32(strength) * (log_y - log_x)
             mag = spectral.from_log(log_y)
+            del log_x, log_y  # a block's arrays are most of the peak memory: none held longer than needed
         timings["transferring"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -300,7 +306,9 @@ def _plan(read: Reader, n: int, channel_count: int, cores: list[tuple[int, int]]
     for log_x in _mid_blocks(read, n, channel_count, cores, report, check_cancel):
         envelopes.append(texture.band_envelopes(log_x))
         power += float(np.sum(np.exp(2.0 * log_x, dtype=np.float64)))
-    return transfer.plan(np.concatenate(envelopes, axis=1), power / (spectral.N_BINS * spectral.n_frames(n)))
+    plan = transfer.plan(np.concatenate(envelopes, axis=1), power / (spectral.N_BINS * spectral.n_frames(n)))
+    # held through every block: in float32 (a 10-minute song's target envelopes come as float64)
+    return dataclasses.replace(plan, env_y=plan.env_y.astype(np.float32), index=plan.index.astype(np.int32))
 
 
 def _whole_log_mag(read: Reader, n: int, channel_count: int, cores: list[tuple[int, int]],
