@@ -144,6 +144,12 @@ class App:
         return await loop.run_in_executor(self._decoder, functools.partial(audio.load, path, start, duration,
                                                                            limits=self.limits, stereo=stereo))
 
+    async def decode_to_file(self, path: str, folder: str, duration: float) -> audio.DecodedFile:
+        """audio.decode_to_file in a thread, within the server's limits."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._decoder, functools.partial(audio.decode_to_file, path, folder, 0.0,
+                                                                           duration, self.limits))
+
     async def decode_exemplar(self, path: str) -> audio.Clip:
         """audio.load_exemplar in a thread, within the server's limits."""
         loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ import uuid
 from typing import Protocol
 
 import aiofiles
+import numpy as np
 from websockets.exceptions import ConnectionClosed
 
 import protocol
@@ -77,6 +78,26 @@ def _move(src: str, dst: str) -> None:
 def _channels(samples) -> int:
     """Channels of decoded samples: (n,) is 1, (channels, n) its first dimension."""
     return 1 if samples.ndim == 1 else samples.shape[0]
+
+
+WRITE_BLOCK_FRAMES = 30 * audio.SAMPLE_RATE  # a whole track is rewritten this much at a time
+
+
+def _write_planar(decoded: audio.DecodedFile, path: str) -> None:
+    """A track decoded to a raw file (interleaved, DC not yet removed) → ``path`` as the
+    workers read a window: float32, one channel after the other, DC removed; a block at a
+    time, so memory does not grow with the song. Written aside and renamed: whole or
+    absent (a full disk leaves no partial file)."""
+    part = path + ".part"
+    try:
+        with open(part, "wb") as f:
+            for channel in range(decoded.channels):
+                for a in range(0, decoded.frames, WRITE_BLOCK_FRAMES):
+                    f.write(np.ascontiguousarray(decoded.read(a, a + WRITE_BLOCK_FRAMES)[channel]).data)
+        os.replace(part, path)
+    except BaseException:
+        _remove(part)
+        raise
 
 
 def _strength_label(strength: float) -> str:
@@ -151,6 +172,10 @@ class Services(Protocol):
     async def decode(self, path: str, start: float, duration: float, stereo: bool = False) -> audio.Clip:
         """A window of the file at path (s), decoded off the event loop: mono, or with
         stereo its channels ((channels, n), channels 1 or 2)."""
+
+    async def decode_to_file(self, path: str, folder: str, duration: float) -> audio.DecodedFile:
+        """The file at path from 0 for duration s, in stereo, decoded into a raw file in
+        folder (memory does not grow with the song), off the event loop."""
 
     async def decode_exemplar(self, path: str) -> audio.Clip:
         """The exemplar file at path as ``audio.load_exemplar`` decodes it, off the loop."""
@@ -431,7 +456,7 @@ class Session:
             part = path + ".part"
             try:
                 with open(part, "wb") as f:  # (numpy's tofile loses the errno of a full disk)
-                    f.write(clip.samples.astype("<f4").tobytes())
+                    f.write(np.ascontiguousarray(clip.samples, dtype="<f4").data)  # no copy of a long window
                 os.replace(part, path)
             except BaseException:
                 _remove(part)
@@ -453,10 +478,14 @@ class Session:
             raise InputError("bad_window", f"The track lasts {t.duration / 60:.1f} min; this server converts at most "
                                            f"{limit / 60:g} min at once: choose a window.")
         if t.whole_path is None:
-            clip = await self.services.decode(t.path, 0.0, limit, self.stereo)
-            path = os.path.join(self.temp_dir, "whole.f32")
-            await self._keep_samples(clip, path)
-            t.whole_path, t.whole_channels = path, _channels(clip.samples)
+            folder, path = os.path.join(self.temp_dir, "decoding"), os.path.join(self.temp_dir, "whole.f32")
+            os.makedirs(folder, exist_ok=True)
+            try:
+                decoded = await self.services.decode_to_file(t.path, folder, limit)
+                await asyncio.to_thread(_write_planar, decoded, path)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+            t.whole_path, t.whole_channels = path, decoded.channels
 
     def _snapshot(self, source: str, kind: str = "job") -> str:
         """The current window (or exemplar) for one job, as a hard link (a copy where links
