@@ -399,6 +399,7 @@ class Session:
         path = os.path.join(self.receive_dir, "upload")
         await asyncio.to_thread(_move, up.path, path)
         self.track = None
+        _remove(os.path.join(self.temp_dir, "whole.f32"))  # the last track's, if it was converted whole
         window_path = os.path.join(self.temp_dir, "window.f32")
         try:
             clip = await self.services.decode(path, 0.0, audio.DEFAULT_WINDOW_SECONDS, self.stereo)
