@@ -94,3 +94,26 @@ def test_many_files_refuse_one_output_name_and_two_outputs_alike_before_any_work
     proc = run_cli("convert", str(DEMO_CLIP), str(DEMO_CLIP), "--texture", "water", cwd=tmp_path)
     assert proc.returncode == 2 and "two inputs would both be written to demo_water_standard.wav" in proc.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_many_files_through_a_server_in_one_session_going_on_past_a_bad_one(tmp_path):
+    from server.testing import ServerProcess
+
+    ffmpeg("-i", str(DEMO_CLIP), "-t", "3", str(tmp_path / "a.flac"))
+    ffmpeg("-i", str(DEMO_CLIP), "-ss", "12", "-t", "2", "-ac", "1", str(tmp_path / "b.wav"))
+    (tmp_path / "bad.mp3").write_bytes(b"not audio at all" * 100)
+    out = tmp_path / "out"
+    out.mkdir()
+    server = ServerProcess(str(tmp_path / "data"), workers=1).start()
+    try:
+        proc = run_cli("convert", *(str(tmp_path / n) for n in ("a.flac", "bad.mp3", "b.wav")), "--output-dir",
+                       str(out), "--texture", "water", "--quality", "lofi", "--strength", "0.5", "--server",
+                       server.url, cwd=tmp_path)
+    finally:
+        server.stop()
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "musicoder: 2 of 3 files converted; 1 failed: bad.mp3"
+    assert [line for line in proc.stderr.splitlines() if "error" in line][0].startswith("musicoder: error: bad.mp3: ")
+    for name, channels, seconds in (("a", 2, 3.0), ("b", 1, 2.0)):  # the whole of each, its channels kept
+        info = soundfile.info(out / f"{name}_water_lofi.wav")
+        assert info.channels == channels and abs(info.duration - seconds) < 0.06, (name, info)
