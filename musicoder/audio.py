@@ -387,20 +387,18 @@ DECODE_CHUNK_SECONDS = 10.0  # read, resampled and written at a time when decodi
 def decode_to_file(path: str | os.PathLike, folder: str, start: float = 0.0, duration: float | None = None,
                    limits: Limits = Limits()) -> DecodedFile:
     """:func:`load` with ``stereo`` into files in ``folder`` (which the caller removes): the
-    window (duration None: the whole track, within ``limits.max_track_seconds``) is
-    decoded by ffmpeg to a float WAV file, then resampled (soxr's stream, the same
-    filter as :func:`resample`) DECODE_CHUNK_SECONDS at a time into a raw file: memory
-    does not grow with the song. InputError as :func:`load`."""
+    window (duration None: the whole track) is decoded by ffmpeg to a float WAV file, then
+    resampled (soxr's stream, the same filter as :func:`resample`) DECODE_CHUNK_SECONDS at
+    a time into a raw file: memory does not grow with the song, so a window may be as long
+    as a track (``limits.max_track_seconds``), not only ``max_window_seconds``, which bounds
+    what is held in memory. InputError as :func:`load`."""
     path = os.fspath(path)
     _check_size(path, limits)
     info = probe(path)
     _check_track(info, limits)
     if duration is None:
         duration = info.duration if math.isfinite(info.duration) else limits.max_track_seconds
-        max_window = limits.max_track_seconds
-    else:
-        max_window = limits.max_window_seconds
-    start, duration = check_window(start, duration, info.duration, max_window)
+    start, duration = check_window(start, duration, info.duration, limits.max_track_seconds)
     wav = os.path.join(folder, "source.wav")
     command = _decode_command(ffmpeg_path(), path, info, start, duration, True)
     proc = run_ffmpeg([*command[:-1], "-y", "file:" + wav], f"decoding {os.path.basename(path)}",

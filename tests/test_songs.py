@@ -52,7 +52,9 @@ def test_a_plain_transform_is_given_the_whole_clip_so_blocks_change_nothing(minu
 
 def test_a_song_streams_from_file_to_file_as_the_in_memory_conversion_gives_it(tmp_path, water):
     out = tmp_path / "out.flac"
-    result = convert.convert_file(DEMO_CLIP, out, "lofi", water, block_frames=600, spectrogram_path=tmp_path / "s.png")
+    # a window past 60 s is a streaming conversion's to take (here cut at the track's end, 28 s)
+    result = convert.convert_file(DEMO_CLIP, out, "lofi", water, duration=180.0, block_frames=600,
+                                  spectrogram_path=tmp_path / "s.png")
     assert result.channels == 2 and abs(result.duration - 28.0) < 0.01
     x = audio.load(DEMO_CLIP, duration=None, stereo=True).samples
     (tmp_path / "ref.flac").write_bytes(convert.convert(x, "lofi", water, format="flac", spectrogram=False).audio)
