@@ -36,9 +36,11 @@ TARGETS = {"overhead_s": 1.5, "convert_rss_mb": 400, "long_rss_mb": 600, "long_t
 _CHILD = r"""
 import json, resource, sys, time
 from musicoder import audio, engine
+from musicoder import texture as transfer
 import models
 path, seconds, texture = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-transform = models.load(texture).transform
+model = models.load(texture)
+transform = transfer.make_transform(model.exemplar, model.settings)  # planned: a long window goes in blocks
 def once():
     t0 = time.perf_counter()
     clip = audio.load(path, duration=seconds)
