@@ -222,14 +222,12 @@ class Job:
 
 def _transform(texture: str | None, exemplar: str | None):
     """The transfer for a built-in texture's name or an exemplar file (None for neither):
-    the texture's :class:`musicoder.texture.Transfer`, which the engine can plan over a
-    whole song (the model's own ``transform`` method hides it)."""
+    the model's :class:`musicoder.texture.Transfer`, which the engine plans over a whole song."""
     import models
-    from musicoder import texture as transfer
 
     samples = None if exemplar is None else _load_named(audio.load_exemplar, exemplar).samples
     model = models.resolve(texture, samples)
-    return None if model is None else transfer.make_transform(model.exemplar, model.settings)
+    return None if model is None else model.transfer
 
 
 def _run_job(job: Job, transform, on_progress: Callable[[str, float], None] | None = None) -> convert.FileConverted:

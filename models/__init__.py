@@ -105,8 +105,10 @@ def _check_name(name: str) -> str:
 
 
 class TextureModel:
-    """A loaded texture: its ``settings`` and its exemplar's analysis. :meth:`transform`
-    is thread-safe, deterministic and reusable."""
+    """A loaded texture: its ``settings``, its exemplar's analysis and ``transfer``, the
+    :class:`~musicoder.texture.Transfer` toward it (what a conversion hands the engine,
+    which plans it over a whole song and applies it block by block). :meth:`transform`
+    (a whole clip at once, shape-checked) is thread-safe, deterministic and reusable."""
 
     def __init__(self, name: str, settings: transfer.Settings, exemplar: transfer.ExemplarAnalysis,
                  meta: dict | None = None):
@@ -114,14 +116,14 @@ class TextureModel:
         self.settings = settings
         self.exemplar = exemplar
         self.meta = meta or {}
-        self._transform = transfer.make_transform(exemplar, settings)
+        self.transfer = transfer.make_transform(exemplar, settings)
 
     def transform(self, log_mag: np.ndarray) -> np.ndarray:
         """(N_BINS, frames) natural-log magnitude → the textured one, same shape, float32."""
         log_mag = np.asarray(log_mag, dtype=np.float32)
         if log_mag.ndim != 2 or log_mag.shape[0] != transfer.spectral.N_BINS:
             raise ValueError(f"expected a ({transfer.spectral.N_BINS}, frames) log-magnitude, got {log_mag.shape}")
-        return self._transform(log_mag)
+        return self.transfer(log_mag)
 
 
 def read_settings(path: Path) -> tuple[transfer.Settings, dict]:

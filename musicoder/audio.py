@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import math
 import os
@@ -203,6 +204,15 @@ def _find_ffmpeg(choice: str | None) -> str:
 _INPUT = re.compile(r"^Input #0, ", re.M)
 _DURATION = re.compile(r"^\s*Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", re.M)
 _AUDIO_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: Audio: (\w+)[^,\n]*(?:, (\d+) Hz)?(?:, ([^,\n]+))?", re.M)
+# ffmpeg's standard channel layouts by name (libavutil's channel_layout_map): a source's
+# channel count when the decoder hands over a downmix
+_LAYOUT_CHANNELS = {
+    "mono": 1, "stereo": 2, "downmix": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4, "quad": 4,
+    "quad(side)": 4, "3.1": 4, "5.0": 5, "5.0(side)": 5, "4.1": 5, "5.1": 6, "5.1(side)": 6, "6.0": 6,
+    "6.0(front)": 6, "3.1.2": 6, "hexagonal": 6, "6.1": 7, "6.1(back)": 7, "6.1(front)": 7, "7.0": 7,
+    "7.0(front)": 7, "7.1": 8, "7.1(wide)": 8, "7.1(wide-side)": 8, "5.1.2": 8, "octagonal": 8, "cube": 8,
+    "5.1.4": 10, "7.1.2": 10, "7.1.4": 12, "7.2.3": 12, "9.1.4": 14, "hexadecagonal": 16, "22.2": 24,
+}
 MAX_MP4_BOXES = 10_000  # top-level boxes read when telling a cut MP4 from a damaged one
 
 
@@ -238,6 +248,13 @@ def _source_info(dump: str) -> SourceInfo:
     rate = int(stream[2]) if stream[2] else 0
     return SourceInfo(duration=duration, codec=stream[1], sample_rate=rate,
                       channel_layout=(stream[3] or "").strip())
+
+
+def layout_channels(layout: str) -> int | None:
+    """The channel count ffmpeg's layout text names ("7.1" → 8, "3 channels" → 3), or
+    None for a text it does not (the decoded count is then the source's)."""
+    m = re.match(r"(\d+) channels?\b", layout)
+    return int(m[1]) if m else _LAYOUT_CHANNELS.get(layout.split()[0] if layout else "")
 
 
 def _mp4_without_index(path: str) -> bool:
@@ -337,8 +354,10 @@ def _load_probed(path: str, info: SourceInfo, start: float, duration: float, max
         mono = resample(mono, rate, SAMPLE_RATE)
         mono -= np.float32(mono.mean())
     notes = _window_notes(rms_dbfs(mono), start + mono.shape[-1] / SAMPLE_RATE, start, duration, info)
+    # with stereo, ffmpeg downmixed a wider layout: the source's count is in its layout
+    source_channels = (layout_channels(info.channel_layout) or channels) if stereo else channels
     return Clip(samples=mono, start=start, duration=mono.shape[-1] / SAMPLE_RATE, source=info,
-                channels=channels, warnings=notes)
+                channels=source_channels, warnings=notes)
 
 
 def _window_notes(level_dbfs: float, ends: float, start: float, duration: float,
@@ -381,6 +400,7 @@ class DecodedFile:
         return np.ascontiguousarray(y.reshape(-1, self.channels).T) - self.dc[:, None]
 
 
+FULL_DISK_BYTES = 1 << 20  # free space under which a failed decode to a file is a full disk
 DECODE_CHUNK_SECONDS = 10.0  # read, resampled and written at a time when decoding to a file
 
 
@@ -404,6 +424,8 @@ def decode_to_file(path: str | os.PathLike, folder: str, start: float = 0.0, dur
     proc = run_ffmpeg([*command[:-1], "-y", "file:" + wav], f"decoding {os.path.basename(path)}",
                       duration + SEEK_PREROLL_SECONDS + END_MARGIN_SECONDS)
     if proc.returncode != 0 or not os.path.exists(wav):
+        if shutil.disk_usage(folder).free < FULL_DISK_BYTES:  # ffmpeg could not write: not the file's fault
+            raise OSError(errno.ENOSPC, f"No space left to decode {os.path.basename(path)}")
         raise InputError("not_audio", "The audio in this file could not be decoded (damaged or unsupported).")
     raw = os.path.join(folder, "samples.f32")
     frames, channels, source_channels, sums = _resample_file(wav, raw, duration)
@@ -415,7 +437,8 @@ def decode_to_file(path: str | os.PathLike, folder: str, start: float = 0.0, dur
     level = 10 * math.log10(power) if power > 0 else -math.inf
     notes = _window_notes(level, start + frames / SAMPLE_RATE, start, duration, info)
     return DecodedFile(path=raw, frames=frames, channels=channels, dc=dc, start=start,
-                       duration=frames / SAMPLE_RATE, source=info, source_channels=source_channels, warnings=notes)
+                       duration=frames / SAMPLE_RATE, source=info,
+                       source_channels=layout_channels(info.channel_layout) or source_channels, warnings=notes)
 
 
 def _resample_file(wav: str, raw: str, duration: float) -> tuple[int, int, int, tuple[np.ndarray, np.ndarray]]:

@@ -185,7 +185,7 @@ class Converter:
 
         # the session sends protocol.EXEMPLAR with the exemplar's samples: resolved by those
         model = self.models.resolve(None if exemplar is not None else spec.texture, exemplar)
-        out = self.conversion.convert(samples, spec.quality, None if model is None else model.transform,
+        out = self.conversion.convert(samples, spec.quality, None if model is None else model.transfer,
                                       strength=spec.strength, normalize=spec.normalize, format=spec.format,
                                       title=spec.title, on_progress=progress, should_cancel=should_cancel)
         peaks = self.peaks_to_bytes(self.render.waveform_peaks(out.samples, spec.peaks_columns))

@@ -61,6 +61,8 @@ class _Identity:
             time.sleep(self.delay_s)
         return log_mag
 
+    transfer = transform  # what the server's workers hand the engine, as models.TextureModel's
+
 
 def load(name: str) -> _Identity:
     """MUSICODER_PASSTHROUGH_FAIL=NAME makes loading that texture fail (tests of the

@@ -81,7 +81,7 @@ def srv(tmp_path_factory):
 def test_an_exemplar_upload_then_a_conversion_with_it(srv):
     async def main():
         async with client.Client(srv.url) as c:
-            assert c.welcome.version == 2 and c.welcome.limits["exemplar_min_seconds"] == audio.EXEMPLAR_MIN_SECONDS
+            assert c.welcome.version == protocol.PROTOCOL_VERSION and c.welcome.limits["exemplar_min_seconds"] == audio.EXEMPLAR_MIN_SECONDS
             await c.upload(DEMO_CLIP)
             await c.clip(2.0, 3.0)
             with pytest.raises(client.ServerError) as err:

@@ -176,10 +176,11 @@ def user_conversion(song: str, music: np.ndarray, output: np.ndarray, path=USER_
 # ---- the same conversions through the shells -------------------------------------------
 
 def decoded(data: bytes) -> np.ndarray:
-    """A mono WAV's bytes (a server's output) as (n,) float32 at the engine's rate."""
+    """A WAV's bytes (a server's output) as (n,) float32 at the engine's rate: a stereo
+    one's mid, which is what converting the music's mid gives (the engine textures the mid)."""
     y, rate = soundfile.read(io.BytesIO(data), dtype="float32")
-    assert rate == audio.SAMPLE_RATE and y.ndim == 1
-    return y
+    assert rate == audio.SAMPLE_RATE and y.ndim in (1, 2)
+    return y if y.ndim == 1 else y.mean(axis=1)
 
 
 def served(url: str, song, start: float, texture: str | None = None, exemplar=None) -> np.ndarray:
