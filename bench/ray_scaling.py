@@ -1,6 +1,7 @@
 """The Ray path against the local worker pool, on this machine.
 
-    python -m bench.ray_scaling [--flows 24] [--nodes 1,2] [--repeats 8] [--quality standard] [--idle 1000] [--json]
+    python -m bench.ray_scaling [--flows 24] [--nodes 1,2] [--repeats 8] [--quality standard] [--idle 1000]
+                                [--song-seconds 300] [--song-only] [--json]
 
 Overhead: one whole flow at a time (upload the demo clip, choose a 10 s window,
 convert, download), the median of ``repeats`` after one warm-up, through a front end
@@ -20,6 +21,14 @@ Idle connections: ``idle`` clients connected and greeted, then left idle for
 ``IDLE_SECONDS`` (pings only): the front end's resident memory and CPU per connection,
 for the capacity plan of deploy/README.md.
 
+One long song: a ``song_seconds`` (5-minute) stereo song (the demo clip over and over
+at varied gains) converted whole, from the convert request to the result, through a
+front end and N single-CPU replicas on N single-CPU nodes for each N in ``--nodes``: at
+N ≥ 2 the pool cuts it into N parts that convert at once (``server.ray_pool``), beside
+the whole song converted by one local process on every core (``musicoder.convert``).
+Nodes on one machine share its cores: 2 nodes on a 2-core machine are 2 cores, as is
+the one local process.
+
 The clusters are Ray's own ``cluster_utils.Cluster`` on loopback (server.testing).
 """
 from __future__ import annotations
@@ -29,16 +38,20 @@ import asyncio
 import json
 import statistics
 import tempfile
+import os
 import time
 
+import numpy as np
+
 from server.config import usable_cores
-from server.testing import LocalRayCluster, ServerProcess
+from server.testing import REPO, LocalRayCluster, ServerProcess
 
 from .server_load import _flow, _load
 
 OVERHEAD_TARGET = 1.15
 IDLE_SECONDS = 30.0
 SCALING_TARGET = 0.8
+SONG_TEXTURE = "laser"
 
 
 async def _one(url: str, quality: str) -> float:
@@ -109,10 +122,69 @@ def _front_end(data_dir: str, cluster: LocalRayCluster, replicas: int, actor_cpu
                          workers=None, ready_timeout=180)
 
 
+def demo_song(seconds: float) -> np.ndarray:
+    """(2, seconds at 44.1 kHz) float32 stereo music: the demo clip over and over, each pass
+    at its own gain (−14..0 dB) and every third with its channels swapped, so that no two
+    blocks of the engine's are alike."""
+    from musicoder import audio
+
+    clip = audio.load(os.path.join(REPO, "examples", "demo.ogg"), duration=None, stereo=True).samples
+    n = int(round(seconds * audio.SAMPLE_RATE))
+    rng = np.random.default_rng(7)
+    passes = []
+    for i in range(-(-n // clip.shape[1])):
+        x = clip * np.float32(10 ** (-rng.uniform(0, 14) / 20))
+        passes.append(x[::-1] if i % 3 == 2 else x)
+    return np.ascontiguousarray(np.concatenate(passes, axis=1)[:, :n])
+
+
+def _song_flow(url: str, song: bytes, quality: str) -> tuple[float, dict]:
+    """Seconds from the whole song's convert request to its result, and its stage timings."""
+    import client
+
+    async def flow():
+        async with client.Client(url, name="song", open_timeout=60) as c:
+            await c.upload(song, name="song.wav")
+            t0 = time.perf_counter()
+            r = await c.convert(SONG_TEXTURE, quality, "flac", whole=True)
+            return time.perf_counter() - t0, r.timings
+
+    return asyncio.run(flow())
+
+
+def long_song(tmp: str, nodes: tuple[int, ...], seconds: float, quality: str) -> dict:
+    """One ``seconds`` stereo song converted whole: by one local process (in this one, on
+    every core) and through a front end on N single-CPU nodes and replicas for each N."""
+    import io
+
+    import soundfile
+
+    import models
+    from musicoder import convert
+
+    song = demo_song(seconds)
+    t0 = time.perf_counter()
+    convert.convert(song, quality, models.resolve(SONG_TEXTURE).transfer)
+    out = {"seconds": seconds, "quality": quality, "local_s": round(time.perf_counter() - t0, 2), "ray": []}
+    buf = io.BytesIO()
+    soundfile.write(buf, song.T, 44100, format="WAV", subtype="FLOAT")
+    data = buf.getvalue()
+    for n in nodes:
+        with LocalRayCluster(nodes=n, cpus=1) as cluster, _front_end(f"{tmp}/song{n}", cluster, n) as fe:
+            took, timings = _song_flow(fe.url, data, quality)
+        out["ray"].append({"nodes": n, "seconds": round(took, 2),
+                           "timings": {k: round(v, 2) for k, v in timings.items()}})
+    return out
+
+
 def run(flows: int = 24, nodes: tuple[int, ...] = (1, 2), repeats: int = 8, quality: str = "standard",
-        idle: int = 1000) -> dict:
+        idle: int = 1000, song_seconds: float = 300.0, song_only: bool = False) -> dict:
     out: dict = {"quality": quality, "flows": flows, "repeats": repeats, "throughput": []}
     with tempfile.TemporaryDirectory() as tmp:
+        if song_seconds:
+            out["song"] = long_song(tmp, nodes, song_seconds, quality)
+        if song_only:
+            return out
         # one worker process alone uses every core (its compute threads): so does the one replica here
         cores = usable_cores()
         with _local(f"{tmp}/local1", 1) as srv, LocalRayCluster(nodes=1, cpus=cores) as cluster, \
@@ -136,8 +208,20 @@ def run(flows: int = 24, nodes: tuple[int, ...] = (1, 2), repeats: int = 8, qual
     return out
 
 
+def song_table(r: dict) -> list[str]:
+    s = r["song"]
+    lines = [f"One {s['seconds'] / 60:g}-minute stereo song converted whole ({s['quality']}):",
+             f"  one local process, every core: {s['local_s']:.1f} s"]
+    for row in s["ray"]:
+        lines.append(f"  Ray Serve, {row['nodes']} node(s) of 1 CPU, {row['nodes']} part(s): {row['seconds']:.1f} s "
+                     f"({s['local_s'] / row['seconds']:.2f}× the local process)")
+    return lines
+
+
 def table(r: dict) -> str:
-    lines = [f"One whole flow ({r['quality']}, demo clip, 10 s window), median of {r['repeats']}:",
+    if "overhead" not in r:
+        return "\n".join(song_table(r))
+    lines = [*(song_table(r) if "song" in r else []),f"One whole flow ({r['quality']}, demo clip, 10 s window), median of {r['repeats']}:",
              f"  local pool, 1 worker process: {r['local_one_flow_s']:.3f} s",
              f"  Ray Serve, 1 replica, 1 node:  {r['ray_one_flow_s']:.3f} s  ({100 * (r['overhead'] - 1):+.1f} %; "
              f"target ≤ {100 * (OVERHEAD_TARGET - 1):.0f} %: {'met' if r['overhead'] <= OVERHEAD_TARGET else 'missed'})",
@@ -161,9 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=8)
     p.add_argument("--quality", default="standard")
     p.add_argument("--idle", type=int, default=1000, help="idle connections held on a front end (0: none)")
+    p.add_argument("--song-seconds", type=float, default=300.0, help="the long song's length (0: none)")
+    p.add_argument("--song-only", action="store_true", help="only the long song's rows")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    r = run(args.flows, tuple(int(n) for n in args.nodes.split(",") if n), args.repeats, args.quality, args.idle)
+    r = run(args.flows, tuple(int(n) for n in args.nodes.split(",") if n), args.repeats, args.quality, args.idle,
+            args.song_seconds, args.song_only)
     print(table(r))
     if args.json:
         print(json.dumps(r))

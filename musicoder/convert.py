@@ -1,8 +1,11 @@
 """One conversion, from samples to the bytes of its files: render → encode → spectrogram.
 
 The CLI writes what :func:`convert` returns to files; the server's workers (and its Ray
-actors) send it to the client. What the texture is (a built-in one, a user's exemplar,
-none) is the caller's to resolve: this takes its log-magnitude transform.
+Serve replicas) send it to the client. :func:`convert` is the render
+(``engine.render_unleveled``) then :func:`finish` (the level over the whole song, the
+encoding, the spectrogram): a long song cut into parts that replicas render apart is
+joined and goes through the same :func:`finish`. What the texture is (a built-in one, a
+user's exemplar, none) is the caller's to resolve: this takes its log-magnitude transform.
 """
 from __future__ import annotations
 
@@ -50,18 +53,42 @@ def convert(
     PNG (of the mid) titled ``title`` when ``spectrogram``. on_progress(stage, fraction of the whole job 0..1) as
     :func:`engine.render`'s; raises ``reconstruct.Cancelled`` when should_cancel()
     says so (checked between stages), InputError for an unknown quality or format."""
-    rendered = engine.render(samples, quality, transform, strength=strength, normalize=normalize,
-                             on_progress=on_progress, should_cancel=should_cancel)
+    timings: dict[str, float] = {}
+    rendered = engine.render_unleveled(samples, quality, transform, strength=strength, on_progress=on_progress,
+                                       should_cancel=should_cancel, timings=timings)
+    return finish(rendered, mono=np.ndim(samples) == 1, normalize=normalize, format=format, title=title,
+                  spectrogram=spectrogram, on_progress=on_progress, should_cancel=should_cancel, timings=timings)
+
+
+def finish(
+    rendered: np.ndarray,
+    *,
+    mono: bool = False,
+    normalize: bool = True,
+    format: str = "wav",
+    title: str = "",
+    spectrogram: bool = True,
+    on_progress: engine.ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    timings: dict[str, float] | None = None,
+) -> Converted:
+    """A whole song rendered before any level was set (``engine.render_unleveled``'s (channels,
+    n) float32, in one pass or joined from parts rendered apart) → its :class:`Converted`:
+    the level set over the whole song (``engine.level``), encoded, the spectrogram drawn;
+    the arguments as :func:`convert`'s (``mono``: give (n,) samples back), ``timings``
+    (stage → s) the render's, added to."""
+    timings = {} if timings is None else dict(timings)
+    out = engine.level(rendered, normalize, timings=timings, on_progress=on_progress, should_cancel=should_cancel)
+    samples = out[0] if mono else out
     t0 = time.perf_counter()
-    data = audio.encode(rendered.samples, format)
+    data = audio.encode(samples, format)
     if on_progress is not None:
         on_progress("encoding", engine.stage_start("encoding") + 0.5 * engine.STAGE_WEIGHTS["encoding"])
     if should_cancel is not None and should_cancel():
         raise reconstruct.Cancelled()
-    png = render.spectrogram_png(render.mid(rendered.samples), title) if spectrogram else None
-    timings = dict(rendered.timings)
+    png = render.spectrogram_png(render.mid(samples), title) if spectrogram else None
     timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
-    return Converted(samples=rendered.samples, audio=data, spectrogram=png, timings=timings)
+    return Converted(samples=samples, audio=data, spectrogram=png, timings=timings)
 
 
 @dataclasses.dataclass(frozen=True)

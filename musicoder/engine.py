@@ -129,21 +129,81 @@ def render(
     block_frames: frames per block (see the module's docstring); the result does not
     depend on it.
     """
-    x = as_channels(samples)
     timings: dict[str, float] = {}
-    out = np.empty_like(x) if x.shape[1] else np.zeros_like(x)
-    for first, block in render_blocks(lambda a, b: x[:, a:b], x.shape[1], x.shape[0], quality, transform,
-                                      strength=strength, seed=seed, on_progress=on_progress,
-                                      should_cancel=should_cancel, timings=timings, block_frames=block_frames):
-        out[:, first:first + block.shape[1]] = block
+    out = render_unleveled(samples, quality, transform, strength=strength, seed=seed, on_progress=on_progress,
+                           should_cancel=should_cancel, timings=timings, block_frames=block_frames)
+    out = level(out, normalize, timings=timings, on_progress=on_progress, should_cancel=should_cancel)
+    return Rendered(samples=out[0] if np.ndim(samples) == 1 else out, timings=timings)
+
+
+def block_count(n: int, block_frames: int = BLOCK_FRAMES) -> int:
+    """How many blocks :func:`render_blocks` cuts a song of ``n`` samples into (at least 1)."""
+    return max(1, -(-spectral.n_frames(n) // block_frames))
+
+
+def part_blocks(n: int, part: int, parts: int, block_frames: int = BLOCK_FRAMES) -> range:
+    """The blocks of part ``part`` (0-based) when a song of ``n`` samples is cut into ``parts``
+    contiguous runs of whole blocks, as even as whole blocks allow (a part may be empty
+    when there are fewer blocks than parts)."""
+    count = block_count(n, block_frames)
+    return range(count * part // parts, count * (part + 1) // parts)
+
+
+def blocks_span(n: int, blocks: range, block_frames: int = BLOCK_FRAMES) -> tuple[int, int]:
+    """Samples (first, end) that the contiguous ``blocks`` of a song of ``n`` samples cover."""
+    if not blocks:
+        return 0, 0
+    hop_block = block_frames * spectral.HOP
+    return min(n, blocks.start * hop_block), n if blocks.stop >= block_count(n, block_frames) else blocks.stop * hop_block
+
+
+def render_unleveled(
+    samples: np.ndarray,
+    quality: str | reconstruct.Quality,
+    transform: LogMagTransform | None = None,
+    *,
+    strength: float = 1.0,
+    seed: int = 0,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    timings: dict[str, float] | None = None,
+    block_frames: int = BLOCK_FRAMES,
+    blocks: range | None = None,
+) -> np.ndarray:
+    """The (channels, m) float32 samples of ``blocks`` (None: all; m their span,
+    :func:`blocks_span`) of ``samples`` ((n,) or (channels, n)) rendered before any level
+    is set, :func:`render_blocks` joined. Blocks rendered apart (on other machines) and
+    joined in order equal the whole song's (every block's result is the same whichever
+    others are rendered: see the module's docstring)."""
+    x = as_channels(samples)
+    n = x.shape[1]
+    first, end = blocks_span(n, range(block_count(n, block_frames)) if blocks is None else blocks, block_frames)
+    if end <= first:  # no blocks, or a song of no samples: nothing to render
+        return np.zeros((x.shape[0], 0), np.float32)
+    out = np.empty((x.shape[0], end - first), np.float32)
+    for a, block in render_blocks(lambda a, b: x[:, a:b], n, x.shape[0], quality, transform,
+                                  strength=strength, seed=seed, on_progress=on_progress,
+                                  should_cancel=should_cancel, timings=timings, block_frames=block_frames,
+                                  blocks=blocks):
+        out[:, a - first:a - first + block.shape[1]] = block
+    return out
+
+
+def level(samples: np.ndarray, normalize: bool, *, timings: dict[str, float] | None = None,
+          on_progress: ProgressCallback | None = None,
+          should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """A whole rendered song's (channels, n) float32 samples at their level: loudness-normalised
+    (``normalize``) or only guarded against clipping; the seconds added to
+    ``timings["encoding"]``. Raises ``reconstruct.Cancelled`` if cancelled."""
     t0 = time.perf_counter()
     if should_cancel is not None and should_cancel():
         raise reconstruct.Cancelled()
     if on_progress is not None:
         on_progress("encoding", stage_start("encoding"))
-    out = audio.normalize_loudness(out) if normalize else audio.peak_limit(out)
-    timings["encoding"] = time.perf_counter() - t0
-    return Rendered(samples=out[0] if np.ndim(samples) == 1 else out, timings=timings)
+    out = audio.normalize_loudness(samples) if normalize else audio.peak_limit(samples)
+    if timings is not None:
+        timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
+    return out
 
 
 Reader = Callable[[int, int], np.ndarray]
@@ -163,12 +223,18 @@ def render_blocks(
     should_cancel: Callable[[], bool] | None = None,
     timings: dict[str, float] | None = None,
     block_frames: int = BLOCK_FRAMES,
+    blocks: range | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """The song of ``n`` samples and ``channel_count`` channels (1 or 2) that ``read``
     gives, rendered block by block before any level is set: yields (first sample,
     (channels, m) float32 samples), in order, covering 0..n. Only one block's arrays are
     held at a time (and the plan: see the module's docstring). The arguments as
-    :func:`render`'s; ``timings`` (stage → s) is added to."""
+    :func:`render`'s; ``timings`` (stage → s) is added to.
+
+    blocks: which blocks (of :func:`block_count`) to render and yield, None all. The plan
+    is made from the whole song whatever ``blocks`` is, so that the song's parts rendered
+    apart (on several machines) are each the very blocks of one pass; progress runs
+    over the blocks rendered."""
     q = quality if isinstance(quality, reconstruct.Quality) else reconstruct.quality(quality)
     strength = check_strength(strength)
     if channel_count not in (1, 2):
@@ -200,7 +266,10 @@ def render_blocks(
             whole = transform(_whole_log_mag(read, n, channel_count, cores, report, check_cancel))
         timings["analysing"] += time.perf_counter() - t0
 
-    for i, (a, b) in enumerate(cores):
+    chosen = range(len(cores)) if blocks is None else blocks
+    if chosen.step != 1 or chosen.start < 0 or chosen.stop > len(cores):
+        raise ValueError(f"blocks {chosen} are not a contiguous run of the song's {len(cores)}")
+    for i, (a, b) in enumerate(cores[chosen.start:chosen.stop]):
         lo = max(a - margin, 0) if len(cores) > 1 else 0
         s0, s1 = lo * spectral.HOP, n if b == total else min(n, (b + margin) * spectral.HOP)
         t0 = time.perf_counter()
@@ -237,7 +306,7 @@ def render_blocks(
         length = s1 - s0
 
         def block_progress(f: float, i=i) -> None:
-            report("reconstructing", (i + f) / len(cores))
+            report("reconstructing", (i + f) / len(chosen))
 
         side = side_spec = None
         if channel_count == 2:  # before the mid's phase retrieval, which overwrites the mid's STFT
@@ -249,7 +318,7 @@ def render_blocks(
             else:
                 side = spectral.istft_frames(side_spec, length)
         del chans
-        report("reconstructing", i / len(cores))
+        report("reconstructing", i / len(chosen))
         # Start phase retrieval from the music's own phase: where the transfer kept the music,
         # its partials stay in place (a PGHI start from the new magnitude smears them).
         out = reconstruct.reconstruct(mag, q, length=length, phase=spec, overwrite_phase=True, seed=seed,

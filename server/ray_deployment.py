@@ -2,7 +2,9 @@
 
 :class:`Conversions` is one replica: a ``worker.Converter`` (engine and textures loaded
 once) converting one job at a time (``max_ongoing_requests`` 1), its ``convert`` a
-streaming response. :func:`application` binds it with its options; front ends deploy it
+streaming response. A long song is cut into parts that several replicas render at once
+(:meth:`Conversions.render_part`) and one replica joins and finishes
+(:meth:`Conversions.finish`): ``server.ray_pool`` says when and how. :func:`application` binds it with its options; front ends deploy it
 when the cluster has none (``server.ray_pool``), or a Serve config deploys it through
 :func:`app` (``serve deploy``, KubeRay's RayService: deploy/README.md).
 """
@@ -21,7 +23,7 @@ import numpy as np
 import ray
 from ray import serve
 
-from .worker import Converter, failure_message, trim_heap, tune_malloc
+from .worker import PROGRESS_INTERVAL, Converter, JobOutput, failure_message, trim_heap, tune_malloc
 
 APP_NAME = "musicoder"
 DEPLOYMENT_NAME = "Conversions"
@@ -69,6 +71,64 @@ class Conversions:
     async def convert(self, spec, samples: np.ndarray, exemplar: np.ndarray | None):
         """Streams ``("started", where)``, ``("progress", stage, fraction)`` items, then one
         final ``("done", JobOutput)``, ``("cancelled",)`` or ``("failed", code, message)``."""
+        c = self.converter
+
+        def work(progress, cancelled):
+            # the object store's arrays are read-only: the engine gets its own copies
+            return c.convert(spec, np.array(samples), None if exemplar is None else np.array(exemplar),
+                             progress, cancelled)
+
+        async for item in self._stream(work):
+            yield item
+
+    async def render_part(self, spec, samples: np.ndarray, exemplar: np.ndarray | None, part: int, parts: int):
+        """Part ``part`` of ``parts`` of a long song (``engine.part_blocks``: whole blocks),
+        rendered before any level is set. ``samples`` is the whole song ((channels, n) or
+        (n,) float32, put in the object store once for all parts): the texture's plan is
+        made from all of it, so the part is exactly those blocks of one pass. Streams as
+        :meth:`convert`, its ``done`` carrying ``((channels, m) float32, timings)``."""
+        c = self.converter
+        engine = c.engine
+        if isinstance(samples, ray.ObjectRef):  # Serve passed the reference through: fetched once here
+            samples = await samples
+
+        def work(progress, cancelled):
+            model = c.models.resolve(None if exemplar is not None else spec.texture,
+                                     None if exemplar is None else np.array(exemplar))
+            timings: dict[str, float] = {}
+            n = np.shape(samples)[-1]
+            out = engine.render_unleveled(samples, spec.quality, None if model is None else model.transfer,
+                                          strength=spec.strength, on_progress=progress, should_cancel=cancelled,
+                                          timings=timings, blocks=engine.part_blocks(n, part, parts))
+            return out, timings
+
+        async for item in self._stream(work):
+            yield item
+
+    async def finish(self, spec, parts: list[np.ndarray], timings: dict[str, float]):
+        """The parts of a long song :meth:`render_part` rendered, joined in order and
+        finished as one replica's whole song is (``convert.finish``: the level over the
+        whole song, the encoding, the spectrogram, the peaks). Streams as :meth:`convert`."""
+        c = self.converter
+
+        def work(progress, cancelled):
+            whole = np.concatenate(parts, axis=1)
+            out = c.conversion.finish(whole, mono=spec.channels == 1, normalize=spec.normalize, format=spec.format,
+                                      title=spec.title, on_progress=progress, should_cancel=cancelled,
+                                      timings=timings)
+            peaks = c.peaks_to_bytes(c.render.waveform_peaks(out.samples, spec.peaks_columns))
+            return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks,
+                             duration=out.samples.shape[-1] / c.audio.SAMPLE_RATE, timings=out.timings,
+                             channels=1 if out.samples.ndim == 1 else out.samples.shape[0])
+
+        async for item in self._stream(work):
+            yield item
+
+    async def _stream(self, work):
+        """``work(progress, should_cancel)`` run in the job thread, streamed: ``("started",
+        where)``, its ``("progress", stage, fraction)`` (at most every PROGRESS_INTERVAL s,
+        and at each new stage), then ``("done", its result)``, ``("cancelled",)`` or
+        ``("failed", code, message)``."""
         loop = asyncio.get_running_loop()
         items: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()
@@ -79,11 +139,16 @@ class Conversions:
             def report(*item) -> None:
                 loop.call_soon_threadsafe(items.put_nowait, item)
 
+            last = [0.0, ""]
+
+            def progress(stage: str, fraction: float) -> None:
+                now = time.monotonic()
+                if stage != last[1] or now - last[0] >= PROGRESS_INTERVAL:
+                    last[0], last[1] = now, stage
+                    report("progress", stage, min(max(float(fraction), 0.0), 1.0))
+
             try:
-                # the object store's arrays are read-only: the engine gets its own copies
-                out = c.convert(spec, np.array(samples), None if exemplar is None else np.array(exemplar),
-                                lambda stage, fraction: report("progress", stage, fraction), cancel.is_set)
-                report("done", out)
+                report("done", work(progress, cancel.is_set))
             except c.Cancelled:
                 report("cancelled")
             except c.InputError as err:

@@ -15,11 +15,22 @@ then is Ray imported. Sessions, limits, cleanup and the protocol do not change.
   replica's ``started``, the progress messages and the result, forwarded as pool events.
   Cancel (or a disconnect) cancels the request; a job still running ``cancel_grace`` s
   later has its replica killed (Serve starts another).
+- **Long songs over many replicas.** A job of more than a minute of audio is cut into
+  as many parts as the deployment may run replicas (:func:`part_count`), each whole
+  blocks of the engine's (``musicoder.engine.part_blocks``). The song goes to the object
+  store once; every part's request takes its reference, renders its blocks (the
+  texture's plan made from the whole song, so each part is exactly those blocks of one
+  pass) and streams its progress (the job's is the parts' mean); the parts come back,
+  joined in order, to one replica that finishes the song as one replica would (the
+  level over the whole song, the encoding, the spectrogram: ``musicoder.convert.finish``).
+  The result is the one-replica result to float rounding; Cancel cancels every part;
+  a part that fails ends the job and cancels the others.
 - **No job waits for ever.** Serve's backpressure (``max_queued_requests``: ``--queue``
   per front end) answers ``busy`` at once; a job that no replica starts within
   ``queue_timeout`` s ends with ``busy`` too; one running past its time limit
   (``job_timeout`` per minute of audio) ends with ``worker_failed``. A replica lost
-  mid-job gets the job retried once (on any replica), else ``worker_failed``.
+  mid-job gets its request (the job, or one part of a long song, or its finish) retried
+  once (on any replica), else ``worker_failed``.
 """
 from __future__ import annotations
 
@@ -27,6 +38,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import math
 import os
 import socket
 import time
@@ -39,7 +51,7 @@ from ray.serve.exceptions import BackPressureError, RayServeException
 from ray.serve.schema import ServeInstanceDetails
 
 from . import ray_deployment
-from .pool import Failed, JobCancelled, JobHandle, QueueingPool, Started
+from .pool import Failed, JobCancelled, JobHandle, QueueingPool, Started, is_long
 from .worker import read_samples
 
 log = logging.getLogger("musicoder.server.ray")
@@ -48,6 +60,7 @@ NAMESPACE = "musicoder"
 STATUS_INTERVAL = 1.0  # seconds between looks at the deployment's replicas
 LIVE_REPLICAS = ("RUNNING",)
 STARTING_REPLICAS = ("STARTING", "UPDATING", "RECOVERING")
+PART_SECONDS = 30.0  # of audio: the least a part of a long song is given
 
 
 def resolve_address(address: str) -> str:
@@ -61,6 +74,20 @@ def busy_message(seconds: float) -> str:
     """What a job that no replica started within ``seconds`` is told."""
     return (f"No converter was free within {seconds:g} s: the service is at capacity; please try again shortly "
             f"or on another server.")
+
+
+def part_count(seconds: float, replicas: int) -> int:
+    """Parts a job of ``seconds`` of audio is cut into: 1 up to a minute (``pool.is_long``),
+    else one per replica the deployment may run, at most one per PART_SECONDS (a part
+    repeats the song's whole-song plan pass, and a replica's start-up is not free)."""
+    if not is_long(seconds):
+        return 1
+    return max(1, min(int(replicas), math.ceil(seconds / PART_SECONDS)))
+
+
+def merge_timings(parts: list[dict[str, float]]) -> dict[str, float]:
+    """The seconds per stage of parts that ran at once: each stage's longest."""
+    return {stage: max(t.get(stage, 0.0) for t in parts) for stage in dict.fromkeys(k for t in parts for k in t)}
 
 
 def default_max_replicas(cluster_cpus: float, cpus_per_replica: float) -> int:
@@ -91,8 +118,9 @@ class RayPool(QueueingPool):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started: dict[int, JobHandle] = {}  # job id -> job a replica runs
         self._tasks: dict[int, asyncio.Task] = {}  # job id -> its _run
-        self._responses: dict[int, object] = {}  # job id -> its streaming response
-        self._where: dict[int, dict] = {}  # job id -> its replica (pid, node, actor name)
+        self._responses: dict[int, dict] = {}  # job id -> its streaming responses, by request
+        self._where: dict[int, dict] = {}  # job id -> its replicas (pid, node, actor name), by request
+        self._parts: dict[int, dict] = {}  # job id -> (stage, fraction) of each part of a long song
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._status: dict = {}
         self._nodes: dict = {}
@@ -176,30 +204,21 @@ class RayPool(QueueingPool):
                 task.add_done_callback(lambda _, i=job.id: self._tasks.pop(i, None))
 
     async def _run(self, job: JobHandle) -> None:
-        """One job: its samples read, sent, and its stream forwarded; retried once after a
-        lost replica."""
+        """One job: its samples read, sent, and its streams forwarded (one request, or a
+        long song's parts and their finish); a lost replica's request retried once."""
         try:
             try:  # off the loop: a 60 s window is 10 MB to read
                 samples, exemplar = await asyncio.to_thread(read_samples, job.spec)
             except FileNotFoundError:  # its session ended, and deleted it, before the job started
                 job._finish(JobCancelled())
                 return
-            while not job.done:
-                lost = await self._attempt(job, samples, exemplar)
-                if lost is None or job.done:
-                    return
-                job.losses += 1
-                if job.losses > 1 or self._closing:
-                    self.failed += 1
-                    job._finish(Failed(code="worker_failed", message=f"The converter running this conversion "
-                                                                     f"stopped ({lost}); please try again."))
-                    return
-                self.retried += 1
-                log.warning("job %d lost its replica (%s): retrying it", job.id, lost)
-                self._started.pop(job.id, None)
-                job.started = None
-                self._pending.appendleft(job)
-                self._announce_positions()
+            parts = part_count(job.seconds, self._status.get("autoscaling", {}).get("max_replicas") or 1)
+            if parts > 1:
+                await self._run_parts(job, samples, exemplar, parts)
+                return
+            item = await self._retried(job, 0, "convert", (job.spec, samples, exemplar), requeue=True)
+            if item is not None:
+                self._conclude(job, *item)
         except asyncio.CancelledError:  # cancelled while waiting, or the pool is closing
             job._finish(JobCancelled())
         except Exception as err:  # a bug here must not leave the client waiting for ever
@@ -211,39 +230,111 @@ class RayPool(QueueingPool):
             self._forget(job)
             self._announce_positions()
 
+    async def _run_parts(self, job: JobHandle, samples, exemplar, parts: int) -> None:
+        """A long song as ``parts`` parts rendered on as many replicas at once (the song put
+        in the object store once, every part given its reference), then joined in order
+        and finished on one replica. The job's progress is the parts' mean; when one part
+        ends the job (failed, cancelled) the others are cancelled."""
+        log.info("job %d: %.0f s of audio in %d parts", job.id, job.seconds, parts)
+        ref = await asyncio.to_thread(ray.put, samples)
+        del samples
+        self._parts[job.id] = {k: ("analysing", 0.0) for k in range(parts)}
+        tasks = [asyncio.ensure_future(self._part(job, ref, exemplar, k, parts)) for k in range(parts)]
+        try:
+            waiting = set(tasks)
+            while waiting and not job.done:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:  # a bug: the job ends at once (internal), its siblings too
+                        raise task.exception()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+        if job.done:
+            return
+        results = [task.result() for task in tasks]
+        del ref
+        self._parts.pop(job.id, None)
+        item = await self._retried(job, "finish", "finish",
+                                   (job.spec, [r[0] for r in results], merge_timings([r[1] for r in results])))
+        if item is not None:
+            self._conclude(job, *item)
+
+    async def _part(self, job: JobHandle, ref, exemplar, part: int, parts: int):
+        """Part ``part`` of ``parts``: ((channels, m) float32, timings), or None when the job ended."""
+        item = await self._retried(job, part, "render_part", (job.spec, ref, exemplar, part, parts))
+        if item is None or job.done:
+            return None
+        if item[0] != "done":
+            self._conclude(job, *item)
+            return None
+        return item[1]
+
+    async def _retried(self, job: JobHandle, key, method: str, args: tuple, requeue: bool = False):
+        """The final item of the request ``method(*args)`` (``key`` names it among the job's
+        requests), retried once after a lost replica (``requeue``: the job waits in the
+        queue again meanwhile); None when the job ended otherwise."""
+        for attempt in (0, 1):
+            lost = await self._request(job, key, method, args)
+            if not isinstance(lost, str) or job.done:
+                return lost
+            job.losses += 1
+            if attempt == 1 or self._closing:
+                self.failed += 1
+                job._finish(Failed(code="worker_failed", message=f"The converter running this conversion "
+                                                                 f"stopped ({lost}); please try again."))
+                return None
+            self.retried += 1
+            log.warning("job %d lost its replica (%s): retrying its request %s", job.id, lost, key)
+            if requeue:
+                self._started.pop(job.id, None)
+                job.started = None
+                self._pending.appendleft(job)
+                self._announce_positions()
+        return None
+
     def _forget(self, job: JobHandle) -> None:
         if job in self._pending:
             self._pending.remove(job)
         self._started.pop(job.id, None)
         self._where.pop(job.id, None)
-        response = self._responses.pop(job.id, None)
-        if response is not None and not job.done:
-            response.cancel()
+        self._parts.pop(job.id, None)
+        for response in self._responses.pop(job.id, {}).values():
+            if not job.done:
+                response.cancel()
         timer = self._timers.pop(job.id, None)
         if timer is not None:
             timer.cancel()
 
-    async def _attempt(self, job: JobHandle, samples, exemplar) -> str | None:
-        """One request for ``job``: None when the job ended, else why its replica was lost."""
-        response = self._handle.convert.remote(job.spec, samples, exemplar)
-        self._responses[job.id] = response
+    async def _request(self, job: JobHandle, key, method: str, args: tuple):
+        """One request of ``job``: its final item (``("done", ...)``, ``("cancelled",)``,
+        ``("failed", code, message)``), a str saying why its replica was lost, or None
+        when the job ended here (busy, timed out, cancelled, no service)."""
+        response = getattr(self._handle, method).remote(*args)
+        self._responses.setdefault(job.id, {})[key] = response
         stream = response.__aiter__()
         try:
             try:
-                first = await asyncio.wait_for(anext(stream), self.queue_timeout)
+                # a job not started yet is busy when no replica takes it in queue_timeout; a part of
+                # one already running waits for a replica as long as the job may run
+                first = await asyncio.wait_for(anext(stream), self.queue_timeout if job.started is None
+                                               else self.time_limit(job))
             except TimeoutError:
+                if job.started is not None:
+                    raise
                 response.cancel()
                 self.failed += 1
                 job._finish(Failed(code="busy", message=busy_message(self.queue_timeout)))
                 return None
-            self._begin(job, first[1])
+            self._begin(job, key, first[1])
             async with asyncio.timeout(self.time_limit(job)):
                 async for item in stream:
                     if item[0] == "progress":
-                        job.events.put_nowait(self._progress(job, item[1], item[2]))
+                        self._on_progress(job, key, item[1], item[2])
                     else:
-                        self._conclude(job, *item)
-            return None if job.done else "it ended the job with no result"
+                        return item
+            return "it ended the job with no result"
         except BackPressureError:
             self.failed += 1
             job._finish(Failed(code="busy", message=f"The service is at capacity: {self.max_queue} conversion(s) "
@@ -261,7 +352,7 @@ class RayPool(QueueingPool):
                 job._finish(JobCancelled())
                 return None
             return _first_line(err)
-        except asyncio.CancelledError:  # Cancel before a replica took it, or the pool closing
+        except asyncio.CancelledError:  # Cancel before a replica took it, the pool closing, or a part's sibling ended the job
             response.cancel()
             raise
         except RayServeException as err:  # the application is gone or failed to deploy
@@ -269,15 +360,28 @@ class RayPool(QueueingPool):
             job._finish(Failed(code="worker_failed", message=f"The conversion service is unavailable "
                                                             f"({_first_line(err)}); please try again."))
         finally:
-            self._responses.pop(job.id, None)
+            self._responses.get(job.id, {}).pop(key, None)
+            self._where.get(job.id, {}).pop(key, None)
         return None
 
-    def _begin(self, job: JobHandle, where: dict) -> None:
-        """A replica took ``job``: it leaves the queue."""
+    def _on_progress(self, job: JobHandle, key, stage: str, fraction: float) -> None:
+        """A request's progress as the job's: a part's is averaged with its siblings' (the
+        stage the least advanced one's)."""
+        parts = self._parts.get(job.id)
+        if parts is not None and key in parts:
+            parts[key] = (stage, fraction)
+            stage = min(parts.values(), key=lambda p: p[1])[0]
+            fraction = sum(f for _, f in parts.values()) / len(parts)
+        job.events.put_nowait(self._progress(job, stage, fraction))
+
+    def _begin(self, job: JobHandle, key, where: dict) -> None:
+        """A replica took a request of ``job``: the first one takes the job out of the queue."""
+        self._where.setdefault(job.id, {})[key] = where
+        if job.id in self._started:
+            return
         if job in self._pending:
             self._pending.remove(job)
         self._started[job.id] = job
-        self._where[job.id] = where
         job.started = time.monotonic()
         job.position, job.eta = 0, self.job_seconds(job)
         job.events.put_nowait(Started(eta=job.eta))
@@ -290,23 +394,23 @@ class RayPool(QueueingPool):
                 task.cancel()
             self._cancel_pending(handle)
             return
-        response = self._responses.get(handle.id)
-        if response is not None:
+        for response in list(self._responses.get(handle.id, {}).values()):
             response.cancel()
         self._timers[handle.id] = self._loop.call_later(self.cancel_grace, self._kill_stuck, handle)
 
     def _kill_stuck(self, job: JobHandle) -> None:
-        """A cancelled job still running after cancel_grace: its replica is killed (Serve
-        starts another) and the job ends."""
+        """A cancelled job still running after cancel_grace: its replicas are killed (Serve
+        starts others) and the job ends."""
         self._timers.pop(job.id, None)
-        where = self._where.get(job.id)
-        if job.done or where is None:
+        wheres = list(self._where.get(job.id, {}).values())
+        if job.done or not wheres:
             return
-        log.warning("job %d did not stop after cancel: killing its replica %s", job.id, where.get("actor"))
-        try:
-            ray.kill(ray.get_actor(where["actor"], namespace="serve"), no_restart=False)
-        except (ValueError, RayError) as err:
-            log.warning("could not kill replica %s: %s", where.get("actor"), _first_line(err))
+        for where in wheres:
+            log.warning("job %d did not stop after cancel: killing its replica %s", job.id, where.get("actor"))
+            try:
+                ray.kill(ray.get_actor(where["actor"], namespace="serve"), no_restart=False)
+            except (ValueError, RayError) as err:
+                log.warning("could not kill replica %s: %s", where.get("actor"), _first_line(err))
         job._finish(JobCancelled())
         task = self._tasks.get(job.id)
         if task is not None:
@@ -365,8 +469,9 @@ class RayPool(QueueingPool):
                 "queued": len(self._pending),
                 "queue_timeout": self.queue_timeout,
             },
-            "jobs": [{"job": job_id, **{k: w.get(k) for k in ("pid", "actor")},
-                      "node_id": (w.get("node_id") or "")[:12] or None} for job_id, w in self._where.items()],
+            "jobs": [{"job": job_id, "part": key, **{k: w.get(k) for k in ("pid", "actor")},
+                      "node_id": (w.get("node_id") or "")[:12] or None}
+                     for job_id, wheres in self._where.items() for key, w in wheres.items()],
             "cluster": dict(self._nodes),
         }
 

@@ -7,7 +7,8 @@ Two front ends started with default flags both convert (with Cancel, a disconnec
 mid-job, a user's own exemplar and a whole stereo song); a replica killed mid-job gets its job retried; a
 front end killed mid-job leaves its client to fail over to the other; a cluster at
 capacity answers ``busy`` within a second and a job no replica starts within
-``--queue-timeout`` ends with ``busy``.
+``--queue-timeout`` ends with ``busy``; a 10-minute song split over two replicas at once
+gives the very bytes of one process's whole-song conversion.
 
 Needs the ray extra (``pip install '.[ray]'``); skipped without it, except where
 MUSICODER_REQUIRE_RAY=1 (CI) makes its absence a failure.
@@ -235,3 +236,82 @@ def test_the_default_ceiling_is_what_the_cluster_holds_and_a_config_names_only_k
     assert default_max_replicas(0.0, 1.0) == 1  # a head alone: one replica, placed when a node joins
     with pytest.raises(ValueError, match="replicas_max"):
         app({"replicas_max": 4})
+
+
+def _split_and_whole(address: str, spec, out: str) -> None:
+    """In a process of its own (its own Ray driver, gone with it): ``spec``'s job through
+    a RayPool, which splits it, then the same song through one replica's ``convert``;
+    writes both WAVs, the job's progress fractions, the pids seen running its parts at
+    once and the front end's log to ``out``."""
+    import json
+    import logging
+
+    from ray import serve
+
+    from server.pool import FINAL, Done, Progress
+    from server.ray_pool import RayPool
+    from server.worker import read_samples
+
+    logging.basicConfig(filename=os.path.join(out, "log"), level=logging.INFO)
+
+    async def flow():
+        pool = RayPool(address, models="models")
+        await pool.start()
+        try:
+            job = pool.submit(spec)
+            fractions, pids_at_once = [], set()
+            while not isinstance(event := await asyncio.wait_for(job.events.get(), 300), FINAL):
+                if isinstance(event, Progress):
+                    fractions.append(event.fraction)
+                    running = {j["pid"] for j in pool.stats()["jobs"] if j["part"] in (0, 1)}
+                    pids_at_once = max(pids_at_once, running, key=len)
+            assert isinstance(event, Done), event
+            with open(os.path.join(out, "split.wav"), "wb") as f:
+                f.write(event.output.audio)
+            handle = serve.get_app_handle("musicoder").options(stream=True)
+            async for item in handle.convert.remote(spec, *read_samples(spec)):
+                final = item
+            assert final[0] == "done", final
+            with open(os.path.join(out, "one.wav"), "wb") as f:
+                f.write(final[1].audio)
+            with open(os.path.join(out, "job.json"), "w") as f:
+                json.dump({"fractions": fractions, "pids_at_once": sorted(pids_at_once)}, f)
+        finally:
+            await pool.close()
+
+    asyncio.run(flow())
+
+
+def test_a_ten_minute_song_split_over_two_replicas_is_the_one_replica_result(tmp_path, cluster):
+    """The pool cuts a 10-minute stereo song into 2 parts, rendered on 2 replicas at once,
+    joined and finished on one: the WAV it returns is byte for byte the one a single
+    replica converts (``convert``) from the same samples; the job's progress, the parts'
+    mean, never goes back."""
+    import json
+    import multiprocessing
+
+    from server.worker import JobSpec
+
+    from bench.ray_scaling import demo_song
+
+    song = demo_song(600.0)
+    window = tmp_path / "song.f32"
+    song.astype("<f4").tofile(window)
+    spec = JobSpec(window_path=str(window), seconds=600.0, texture="future", quality="lofi", format="wav",
+                   normalize=True, channels=2, strength=0.8)
+    child = multiprocessing.get_context("spawn").Process(target=_split_and_whole,
+                                                         args=(cluster.address, spec, str(tmp_path)))
+    child.start()
+    child.join(360)
+    if child.is_alive():
+        child.kill()
+    log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
+    assert child.exitcode == 0, log[-3000:]
+    assert "600 s of audio in 2 parts" in log, log[-3000:]
+    job = json.loads((tmp_path / "job.json").read_text())
+    assert len(job["pids_at_once"]) == 2, "the two parts never ran on two replicas at once"
+    fractions = job["fractions"]
+    assert fractions == sorted(fractions) and fractions[-1] >= 0.95, fractions
+    split, one = (tmp_path / "split.wav").read_bytes(), (tmp_path / "one.wav").read_bytes()
+    assert len(split) == len(one) == 44 + 600 * 44100 * 2 * 2
+    assert split == one
