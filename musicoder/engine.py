@@ -154,7 +154,8 @@ def blocks_span(n: int, blocks: range, block_frames: int = BLOCK_FRAMES) -> tupl
     if not blocks:
         return 0, 0
     hop_block = block_frames * spectral.HOP
-    return min(n, blocks.start * hop_block), n if blocks.stop >= block_count(n, block_frames) else blocks.stop * hop_block
+    end = n if blocks.stop >= block_count(n, block_frames) else blocks.stop * hop_block
+    return min(n, blocks.start * hop_block), end
 
 
 def render_unleveled(

@@ -86,7 +86,8 @@ class Conversions:
         rendered before any level is set. ``samples`` is the whole song ((channels, n) or
         (n,) float32, put in the object store once for all parts): the texture's plan is
         made from all of it, so the part is exactly those blocks of one pass. Streams as
-        :meth:`convert`, its ``done`` carrying ``((channels, m) float32, timings)``."""
+        :meth:`convert`, its ``done`` carrying (the reference of its (channels, m) float32
+        samples in the object store, owned by this replica, timings)."""
         c = self.converter
         engine = c.engine
         if isinstance(samples, ray.ObjectRef):  # Serve passed the reference through: fetched once here
@@ -100,16 +101,18 @@ class Conversions:
             out = engine.render_unleveled(samples, spec.quality, None if model is None else model.transfer,
                                           strength=spec.strength, on_progress=progress, should_cancel=cancelled,
                                           timings=timings, blocks=engine.part_blocks(n, part, parts))
-            return out, timings
+            # by reference: the part goes from this node to the finishing replica's, not through the front end
+            return ray.put(out), timings
 
         async for item in self._stream(work):
             yield item
 
-    async def finish(self, spec, parts: list[np.ndarray], timings: dict[str, float]):
-        """The parts of a long song :meth:`render_part` rendered, joined in order and
+    async def finish(self, spec, parts: list, timings: dict[str, float]):
+        """The parts of a long song :meth:`render_part` rendered (their references), joined in order and
         finished as one replica's whole song is (``convert.finish``: the level over the
         whole song, the encoding, the spectrogram, the peaks). Streams as :meth:`convert`."""
         c = self.converter
+        parts = await asyncio.gather(*parts)  # the parts' references, fetched from their nodes
 
         def work(progress, cancelled):
             whole = np.concatenate(parts, axis=1)

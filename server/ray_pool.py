@@ -20,9 +20,12 @@ then is Ray imported. Sessions, limits, cleanup and the protocol do not change.
   blocks of the engine's (``musicoder.engine.part_blocks``). The song goes to the object
   store once; every part's request takes its reference, renders its blocks (the
   texture's plan made from the whole song, so each part is exactly those blocks of one
-  pass) and streams its progress (the job's is the parts' mean); the parts come back,
-  joined in order, to one replica that finishes the song as one replica would (the
-  level over the whole song, the encoding, the spectrogram: ``musicoder.convert.finish``).
+  pass) and streams its progress (the job's is the parts' mean); the parts' samples stay
+  in the object store (their references come back) and go, joined in order, to one
+  replica that finishes the song as one replica would (the level over the whole song,
+  the encoding, the spectrogram: ``musicoder.convert.finish``). A part whose replica is
+  gone before the finish took its samples is lost with it: the finish's one retry then
+  fails too (``worker_failed``).
   The result is the one-replica result to float rounding; Cancel cancels every part;
   a part that fails ends the job and cancels the others.
 - **No job waits for ever.** Serve's backpressure (``max_queued_requests``: ``--queue``
@@ -223,9 +226,8 @@ class RayPool(QueueingPool):
             job._finish(JobCancelled())
         except Exception as err:  # a bug here must not leave the client waiting for ever
             log.exception("job %d: internal error", job.id)
-            self.failed += 1
-            job._finish(Failed(code="internal", message=f"The server failed running this conversion "
-                                                        f"({_first_line(err)}); please try again."))
+            self._fail(job, Failed(code="internal", message=f"The server failed running this conversion "
+                                                            f"({_first_line(err)}); please try again."))
         finally:
             self._forget(job)
             self._announce_positions()
@@ -262,7 +264,8 @@ class RayPool(QueueingPool):
             self._conclude(job, *item)
 
     async def _part(self, job: JobHandle, ref, exemplar, part: int, parts: int):
-        """Part ``part`` of ``parts``: ((channels, m) float32, timings), or None when the job ended."""
+        """Part ``part`` of ``parts``: (the reference of its (channels, m) float32 samples,
+        timings), or None when the job ended."""
         item = await self._retried(job, part, "render_part", (job.spec, ref, exemplar, part, parts))
         if item is None or job.done:
             return None
@@ -281,9 +284,8 @@ class RayPool(QueueingPool):
                 return lost
             job.losses += 1
             if attempt == 1 or self._closing:
-                self.failed += 1
-                job._finish(Failed(code="worker_failed", message=f"The converter running this conversion "
-                                                                 f"stopped ({lost}); please try again."))
+                self._fail(job, Failed(code="worker_failed", message=f"The converter running this conversion "
+                                                                     f"stopped ({lost}); please try again."))
                 return None
             self.retried += 1
             log.warning("job %d lost its replica (%s): retrying its request %s", job.id, lost, key)
@@ -324,8 +326,7 @@ class RayPool(QueueingPool):
                 if job.started is not None:
                     raise
                 response.cancel()
-                self.failed += 1
-                job._finish(Failed(code="busy", message=busy_message(self.queue_timeout)))
+                self._fail(job, Failed(code="busy", message=busy_message(self.queue_timeout)))
                 return None
             self._begin(job, key, first[1])
             async with asyncio.timeout(self.time_limit(job)):
@@ -336,15 +337,14 @@ class RayPool(QueueingPool):
                         return item
             return "it ended the job with no result"
         except BackPressureError:
-            self.failed += 1
-            job._finish(Failed(code="busy", message=f"The service is at capacity: {self.max_queue} conversion(s) "
-                                                    f"already wait for a converter here; please try again shortly "
-                                                    f"or on another server."))
+            self._fail(job, Failed(code="busy", message=f"The service is at capacity: {self.max_queue} conversion(s) "
+                                                        f"already wait for a converter here; please try again shortly "
+                                                        f"or on another server."))
         except TimeoutError:
             response.cancel()
-            self.failed += 1
-            job._finish(Failed(code="worker_failed", message=f"The conversion ran past the server's "
-                                                            f"{self.time_limit(job):g} s limit; please try again."))
+            self._fail(job, Failed(code="worker_failed",
+                                   message=f"The conversion ran past the server's {self.time_limit(job):g} s limit; "
+                                           f"please try again."))
         except TaskCancelledError:  # Serve's RequestCancelledError among them
             job._finish(JobCancelled())
         except RayError as err:
@@ -352,17 +352,22 @@ class RayPool(QueueingPool):
                 job._finish(JobCancelled())
                 return None
             return _first_line(err)
-        except asyncio.CancelledError:  # Cancel before a replica took it, the pool closing, or a part's sibling ended the job
+        except asyncio.CancelledError:  # Cancel before a replica took it, the pool closing, a sibling part's end
             response.cancel()
             raise
         except RayServeException as err:  # the application is gone or failed to deploy
-            self.failed += 1
-            job._finish(Failed(code="worker_failed", message=f"The conversion service is unavailable "
-                                                            f"({_first_line(err)}); please try again."))
+            self._fail(job, Failed(code="worker_failed", message=f"The conversion service is unavailable "
+                                                                 f"({_first_line(err)}); please try again."))
         finally:
             self._responses.get(job.id, {}).pop(key, None)
             self._where.get(job.id, {}).pop(key, None)
         return None
+
+    def _fail(self, job: JobHandle, failure: Failed) -> None:
+        """End ``job`` with ``failure``, counted once (a long song's parts may fail together)."""
+        if not job.done:
+            self.failed += 1
+            job._finish(failure)
 
     def _on_progress(self, job: JobHandle, key, stage: str, fraction: float) -> None:
         """A request's progress as the job's: a part's is averaged with its siblings' (the

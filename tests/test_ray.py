@@ -8,7 +8,8 @@ mid-job, a user's own exemplar and a whole stereo song); a replica killed mid-jo
 front end killed mid-job leaves its client to fail over to the other; a cluster at
 capacity answers ``busy`` within a second and a job no replica starts within
 ``--queue-timeout`` ends with ``busy``; a 10-minute song split over two replicas at once
-gives the very bytes of one process's whole-song conversion.
+(on a cluster of two 1-CPU nodes of its own) gives the very bytes of one replica's
+whole-song conversion.
 
 Needs the ray extra (``pip install '.[ray]'``); skipped without it, except where
 MUSICODER_REQUIRE_RAY=1 (CI) makes its absence a failure.
@@ -255,9 +256,13 @@ def _split_and_whole(address: str, spec, out: str) -> None:
     logging.basicConfig(filename=os.path.join(out, "log"), level=logging.INFO)
 
     async def flow():
-        pool = RayPool(address, models="models")
+        pool = RayPool(address, models="models", min_replicas=2, max_replicas=2)
         await pool.start()
         try:
+            for _ in range(240):  # both replicas up before the job, so that its parts may run at once
+                if pool.stats()["deployment"]["replicas_running"] >= 2:
+                    break
+                await asyncio.sleep(0.5)
             job = pool.submit(spec)
             fractions, pids_at_once = [], set()
             while not isinstance(event := await asyncio.wait_for(job.events.get(), 300), FINAL):
@@ -282,8 +287,9 @@ def _split_and_whole(address: str, spec, out: str) -> None:
     asyncio.run(flow())
 
 
-def test_a_ten_minute_song_split_over_two_replicas_is_the_one_replica_result(tmp_path, cluster):
-    """The pool cuts a 10-minute stereo song into 2 parts, rendered on 2 replicas at once,
+def test_a_ten_minute_song_split_over_two_replicas_is_the_one_replica_result(tmp_path):
+    """On a cluster of two 1-CPU nodes of its own, where the pool deploys 2 replicas: the
+    pool cuts a 10-minute stereo song into 2 parts, rendered on the 2 replicas at once,
     joined and finished on one: the WAV it returns is byte for byte the one a single
     replica converts (``convert``) from the same samples; the job's progress, the parts'
     mean, never goes back."""
@@ -299,12 +305,13 @@ def test_a_ten_minute_song_split_over_two_replicas_is_the_one_replica_result(tmp
     song.astype("<f4").tofile(window)
     spec = JobSpec(window_path=str(window), seconds=600.0, texture="future", quality="lofi", format="wav",
                    normalize=True, channels=2, strength=0.8)
-    child = multiprocessing.get_context("spawn").Process(target=_split_and_whole,
-                                                         args=(cluster.address, spec, str(tmp_path)))
-    child.start()
-    child.join(360)
-    if child.is_alive():
-        child.kill()
+    with LocalRayCluster(nodes=2, cpus=1) as cluster:
+        child = multiprocessing.get_context("spawn").Process(target=_split_and_whole,
+                                                             args=(cluster.address, spec, str(tmp_path)))
+        child.start()
+        child.join(360)
+        if child.is_alive():
+            child.kill()
     log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
     assert child.exitcode == 0, log[-3000:]
     assert "600 s of audio in 2 parts" in log, log[-3000:]
