@@ -9,6 +9,7 @@ user's exemplar, none) is the caller's to resolve: this takes its log-magnitude 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -141,7 +142,7 @@ def convert_file(
     that ffmpeg encodes. Temporary files only, in a folder removed at the end.
     InputError for a bad input, window or format; ``reconstruct.Cancelled`` when cancelled."""
     out_path = os.fspath(out_path)
-    fmt = audio.output_format(out_path)
+    audio.output_format(out_path)  # a bad extension fails before any work
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="musicoder-") as folder:
         t0 = time.perf_counter()
@@ -149,10 +150,70 @@ def convert_file(
             on_progress("analysing", 0.0)
         source = audio.decode_to_file(path, folder, start, duration, limits)
         timings["decoding"] = time.perf_counter() - t0
-        rendered, ch = os.path.join(folder, "rendered.f32"), source.channels
+        streamed = convert_stream(source.read, source.frames, source.channels, out_path, quality, transform,
+                                  strength=strength, normalize=normalize, folder=folder,
+                                  title=title if spectrogram_path is not None else None,
+                                  on_progress=on_progress, should_cancel=should_cancel, block_frames=block_frames,
+                                  timings=timings)
+        if spectrogram_path is not None:
+            audio.write_file(spectrogram_path, streamed.spectrogram)
+    return FileConverted(output=out_path, spectrogram=None if spectrogram_path is None else os.fspath(spectrogram_path),
+                         format=streamed.format, start=source.start, duration=source.duration,
+                         channels=source.channels, warnings=source.warnings, timings=timings)
+
+
+@dataclasses.dataclass(frozen=True)
+class Streamed:
+    """The result of :func:`convert_stream` besides its audio file: the format written, the
+    mid's spectrogram PNG (None when not asked for), the waveform peaks ((2, columns)
+    float32 as :func:`render.waveform_peaks` gives, None when not asked for) and the
+    seconds each stage took."""
+
+    format: str
+    spectrogram: bytes | None
+    peaks: np.ndarray | None
+    timings: dict[str, float]
+
+
+def convert_stream(
+    read: engine.Reader,
+    frames: int,
+    channels: int,
+    out_path: str | os.PathLike,
+    quality: str | reconstruct.Quality,
+    transform: engine.LogMagTransform | None = None,
+    *,
+    strength: float = 1.0,
+    normalize: bool = True,
+    folder: str | None = None,
+    title: str | None = "",
+    peaks_columns: int | None = None,
+    on_progress: engine.ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    block_frames: int = engine.BLOCK_FRAMES,
+    timings: dict[str, float] | None = None,
+) -> Streamed:
+    """The song of ``frames`` samples and ``channels`` channels (1 or 2) that ``read`` gives
+    (:data:`engine.Reader`) converted to the file ``out_path`` (its extension picks the
+    format; written whole or not at all), as :func:`convert` would (transform, strength,
+    quality, normalize, on_progress, should_cancel alike), memory flat in the song's length:
+    rendered block by block (:func:`engine.render_blocks`) into a raw file in ``folder``
+    (default: a temporary one) before any level is set; that is measured (its loudness by
+    ffmpeg from the file, its peak as the blocks come), then scaled by the one gain
+    :func:`audio.level_gain` gives, block by block into 16-bit PCM that ffmpeg encodes. The
+    spectrogram (titled ``title``; None: none) and ``peaks_columns`` waveform peaks come
+    from the scaled blocks as they pass. The files :func:`convert_file` and the server's
+    workers write for a whole song. ``timings`` (stage → s) is added to."""
+    out_path = os.fspath(out_path)
+    fmt = audio.output_format(out_path)
+    timings = {} if timings is None else timings
+    with contextlib.ExitStack() as stack:
+        if folder is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="musicoder-"))
+        rendered = os.path.join(folder, "rendered.f32")
         peak = 0.0
         with open(rendered, "wb") as f:
-            for _, block in engine.render_blocks(source.read, source.frames, ch, quality, transform,
+            for _, block in engine.render_blocks(read, frames, channels, quality, transform,
                                                  strength=strength, on_progress=on_progress,
                                                  should_cancel=should_cancel, timings=timings,
                                                  block_frames=block_frames):
@@ -163,47 +224,53 @@ def convert_file(
             raise reconstruct.Cancelled()
         if on_progress is not None:
             on_progress("encoding", engine.stage_start("encoding"))
-        lufs = audio.loudness_lufs_file(rendered, ch) if normalize else None
+        lufs = audio.loudness_lufs_file(rendered, channels) if normalize else None
         gain = np.float32(audio.level_gain(lufs, peak))
         pcm = os.path.join(folder, "out.s16")
-        image = _scale_to_pcm(rendered, pcm, ch, gain, bool(spectrogram_path))
+        image, peaks = _scale_to_pcm(rendered, pcm, channels, gain, title is not None, peaks_columns)
         os.remove(rendered)
         encoded = os.path.join(folder, f"out.{fmt}")
-        audio.encode_file(pcm, ch, fmt, encoded)
+        audio.encode_file(pcm, channels, fmt, encoded)
         os.remove(pcm)
+        if should_cancel is not None and should_cancel():
+            raise reconstruct.Cancelled()
         audio.copy_file(encoded, out_path)
-        if spectrogram_path is not None:
-            seconds = float(spectral.frames_to_seconds(spectral.n_frames(source.frames) - 1))
-            audio.write_file(spectrogram_path, render.spectrogram_png_of(image, seconds, title))
-        timings["encoding"] = time.perf_counter() - t0
+        png = None
+        if title is not None:
+            seconds = float(spectral.frames_to_seconds(spectral.n_frames(frames) - 1))
+            png = render.spectrogram_png_of(image, seconds, title)
+        timings["encoding"] = timings.get("encoding", 0.0) + time.perf_counter() - t0
     if on_progress is not None:
         on_progress("encoding", 1.0)
-    return FileConverted(output=out_path, spectrogram=None if spectrogram_path is None else os.fspath(spectrogram_path),
-                         format=fmt, start=source.start, duration=source.duration, channels=ch,
-                         warnings=source.warnings, timings=timings)
+    return Streamed(format=fmt, spectrogram=png, peaks=peaks, timings=timings)
 
 
-def _scale_to_pcm(rendered: str, pcm: str, channels: int, gain: np.float32, spectrogram: bool) -> np.ndarray | None:
+def _scale_to_pcm(rendered: str, pcm: str, channels: int, gain: np.float32, spectrogram: bool,
+                  peaks_columns: int | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The raw interleaved float32 file ``rendered`` times ``gain`` → the raw 16-bit file
     ``pcm``, engine.BLOCK_FRAMES frames' worth at a time. With ``spectrogram``, also the
     mid's spectrogram image ((rows, columns) dB, :func:`render.spectrogram_rows`), its
-    frames pooled by their maximum to at most about SPECTROGRAM_COLUMNS columns."""
+    frames pooled by their maximum to at most about SPECTROGRAM_COLUMNS columns; with
+    ``peaks_columns``, the scaled mid's :func:`render.waveform_peaks` (else None)."""
     frames = os.path.getsize(rendered) // (4 * channels)
     total = spectral.n_frames(frames)
     pool = -(-total // SPECTROGRAM_COLUMNS)
     chunk = engine.BLOCK_FRAMES // pool * pool * spectral.HOP  # whole pools of whole hops per chunk
     columns = []
+    peaks = None if peaks_columns is None else render.WaveformPeaks(frames, peaks_columns)
     with open(rendered, "rb") as f, open(pcm, "wb") as out:
         for a in range(0, frames, chunk):
             y = np.fromfile(f, "<f4", count=min(chunk, frames - a) * channels).reshape(-1, channels).T * gain
             audio.to_pcm16(y).T.tofile(out)
+            if peaks is not None:
+                peaks.add(a, render.mid(y))
             if spectrogram:
                 # frames of this chunk alone: the two at either seam see zeros past it, invisible in a picture
                 rows = render.spectrogram_rows(spectral.magnitude(render.mid(y)))
                 if a + chunk < frames:
                     rows = rows[:, :chunk // spectral.HOP]  # the next chunk's first frame is its own
                 columns.append(rows if pool == 1 else _pool_columns(rows, pool))
-    return np.concatenate(columns, axis=1) if spectrogram else None
+    return (np.concatenate(columns, axis=1) if spectrogram else None), (None if peaks is None else peaks.value)
 
 
 def _pool_columns(image: np.ndarray, pool: int) -> np.ndarray:

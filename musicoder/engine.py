@@ -310,12 +310,14 @@ def render_blocks(
             report("reconstructing", (i + f) / len(chosen))
 
         side = side_spec = None
+        share = np.float32(1.0)  # the music's own fine structure in every bin
         if channel_count == 2:  # before the mid's phase retrieval, which overwrites the mid's STFT
             side_spec = spectral.stft_frames(0.5 * (chans[0] - chans[1]))
             if transform is not None:
                 side_spec *= (np.conj(spec) / np.maximum(mag_x, _TINY)).T  # relative to the mid's phase
                 if isinstance(transform, texture.Transfer):  # where the texture replaced the music, no side
-                    side_spec *= transform.music_share(strength)
+                    share = transform.music_share(strength)
+                    side_spec *= share
             else:
                 side = spectral.istft_frames(side_spec, length)
         del chans
@@ -325,28 +327,33 @@ def render_blocks(
         out = reconstruct.reconstruct(mag, q, length=length, phase=spec, overwrite_phase=True, seed=seed,
                                       on_progress=block_progress, should_cancel=should_cancel)
         if side is None and side_spec is not None:
-            side = spectral.istft_frames(_side_gain(side_spec, spectral.stft_frames(out), mag_x.T, mag.T), length)
+            side = spectral.istft_frames(_side_gain(side_spec, spectral.stft_frames(out), mag_x.T, mag.T, share),
+                                          length)
         block = out[None, :] if side is None else np.stack([out + side, out - side])
         keep_from, keep_to = a * spectral.HOP - s0, (n if b == total else b * spectral.HOP) - s0
         timings["reconstructing"] += time.perf_counter() - t0
         yield a * spectral.HOP, block[:, keep_from:keep_to]
 
 
-def _side_gain(side_rel: np.ndarray, mid_out: np.ndarray, mag_x: np.ndarray, mag_y: np.ndarray) -> np.ndarray:
+def _side_gain(side_rel: np.ndarray, mid_out: np.ndarray, mag_x: np.ndarray, mag_y: np.ndarray,
+               share: np.ndarray | np.float32) -> np.ndarray:
     """The side's STFT for the rendered mid, in place of ``side_rel``, all (frames, N_BINS):
     side_rel the music's side over its mid's phase (S·conj(M)/|M|), mid_out the STFT of the
-    rendered mid M', mag_x = |M| and mag_y the target magnitude of M'.
+    rendered mid M', mag_x = |M|, mag_y the target magnitude of M', and ``share`` ((N_BINS,)
+    or a scalar, 0..1) the music's own fine structure in each bin of the result
+    (``Transfer.music_share``).
 
-    S' = S · r with r = M' / (M · max(g, 1)), g = mag_y / mag_x the transfer's gain, |r|
-    capped at 1: where the music is kept (g ≈ 1) r = M'/M, so each bin's channels keep
-    their ratio to the mid, L' = M'·L/M and R' = M'·R/M (the image kept exactly, whatever
-    phase retrieval did to the mid); where the transfer lowers the music (g < 1) the
-    side follows the mid down; where it adds texture (g > 1) the side stays at the
-    music's level, so the added texture is one layer in both channels. The cap keeps a
-    side from ever growing past the music's own."""
-    r = mid_out / np.maximum(np.maximum(mag_y, mag_x), _TINY)
-    size = np.abs(r)
-    r /= np.maximum(size, 1.0)
+    S' = S · r with r = M' / (M · max(g, 1)^(1 − share)), g = mag_y / mag_x the transfer's
+    gain, |r| capped at max(g, 1)^share. Where the bin is the music's (share 1) r = M'/M
+    whatever the gain: each bin's channels keep their ratio to the mid, L' = M'·L/M and
+    R' = M'·R/M, so the image is kept exactly where the transfer only reshapes the music's
+    own levels and dynamics (phase retrieval's changes to the mid included). Where the
+    exemplar's fine structure took the bin's place (share 0, above the crossover) and the
+    transfer adds to it (g > 1), the side stays at the music's level, so the added texture
+    is one layer in both channels; the cap keeps that side from growing past the music's."""
+    follow = np.maximum(mag_y / np.maximum(mag_x, _TINY), 1.0) ** np.asarray(share, np.float32)
+    r = mid_out / np.maximum(np.maximum(mag_y, mag_x) / follow, _TINY)
+    r /= np.maximum(np.abs(r) / follow, 1.0)
     side_rel *= r
     return side_rel
 

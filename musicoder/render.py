@@ -34,6 +34,29 @@ def waveform_peaks(y: np.ndarray, columns: int = 800) -> np.ndarray:
     return np.stack([np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)])
 
 
+class WaveformPeaks:
+    """:func:`waveform_peaks` of a song seen a chunk at a time, in order: ``add(first,
+    mid)`` for each chunk of the (n,) mid, then ``value``, the same (2, columns) float32 as
+    waveform_peaks of the whole (what a whole song streamed from a file draws)."""
+
+    def __init__(self, n: int, columns: int = 800):
+        starts = np.minimum(np.linspace(0, n, columns + 1)[:-1].astype(np.int64), max(n - 1, 0))
+        after = np.append(starts[1:], n)
+        # each column's slice; one sharing its start with the next (a song shorter than its
+        # columns) shows the sample it falls on, as waveform_peaks' reduceat does
+        self.lo, self.hi = starts, np.where(after > starts, after, starts + 1)
+        self.value = np.zeros((2, columns), np.float32) if n == 0 else \
+            np.stack([np.full(columns, np.inf, np.float32), np.full(columns, -np.inf, np.float32)])
+
+    def add(self, first: int, mid: np.ndarray) -> None:
+        """Samples first .. first + len(mid) of the song's mid ((m,) float32)."""
+        end = first + len(mid)
+        for c in np.flatnonzero((self.lo < end) & (self.hi > first)):
+            part = mid[max(self.lo[c], first) - first:min(self.hi[c], end) - first]
+            self.value[0, c] = min(self.value[0, c], part.min())
+            self.value[1, c] = max(self.value[1, c], part.max())
+
+
 _FREQ_TICKS_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 16000)
 _RANGE_DB = 80.0  # the colour scale: from the clip's peak down to 80 dB below it
 

@@ -30,6 +30,7 @@ import threading
 import time
 import traceback
 
+STREAM_SECONDS = 60.0  # a job longer than this is streamed through files, not held in memory
 PROGRESS_INTERVAL = 0.1  # seconds between progress messages (a stage change is always sent)
 
 
@@ -58,7 +59,10 @@ def read_samples(spec: JobSpec):
     and deleted them first."""
     import numpy as np
 
-    window = np.fromfile(spec.window_path, dtype="<f4")
+    if spec.seconds > STREAM_SECONDS:  # mapped: the engine reads a song a block at a time
+        window = np.memmap(spec.window_path, dtype="<f4", mode="r")
+    else:
+        window = np.fromfile(spec.window_path, dtype="<f4")
     if spec.channels > 1:
         window = window.reshape(spec.channels, -1)
     return window, None if spec.exemplar_path is None else np.fromfile(spec.exemplar_path, dtype="<f4")
@@ -185,13 +189,38 @@ class Converter:
 
         # the session sends protocol.EXEMPLAR with the exemplar's samples: resolved by those
         model = self.models.resolve(None if exemplar is not None else spec.texture, exemplar)
-        out = self.conversion.convert(samples, spec.quality, None if model is None else model.transfer,
+        transform = None if model is None else model.transfer
+        channels = 1 if samples.ndim == 1 else samples.shape[0]
+        duration = samples.shape[-1] / self.audio.SAMPLE_RATE
+        if spec.seconds > STREAM_SECONDS:
+            return self._convert_song(spec, samples, transform, progress, should_cancel)
+        out = self.conversion.convert(samples, spec.quality, transform,
                                       strength=spec.strength, normalize=spec.normalize, format=spec.format,
                                       title=spec.title, on_progress=progress, should_cancel=should_cancel)
         peaks = self.peaks_to_bytes(self.render.waveform_peaks(out.samples, spec.peaks_columns))
-        return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks,
-                         duration=out.samples.shape[-1] / self.audio.SAMPLE_RATE, timings=out.timings,
-                         channels=1 if out.samples.ndim == 1 else out.samples.shape[0])
+        return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks, duration=duration,
+                         timings=out.timings, channels=channels)
+
+    def _convert_song(self, spec: JobSpec, samples, transform, progress, should_cancel) -> JobOutput:
+        """A job over STREAM_SECONDS: streamed (``musicoder.convert.convert_stream``) through
+        a temporary folder, so that the worker's memory does not grow with the song (an
+        in-memory conversion of a 10-minute stereo song peaked near 3 GB: the whole song's
+        STFT for its spectrogram, levelled and encoded copies)."""
+        import tempfile
+
+        x = samples if samples.ndim == 2 else samples[None, :]
+        with tempfile.TemporaryDirectory(prefix="musicoder-job-") as folder:
+            out_path = os.path.join(folder, f"result.{spec.format}")
+            streamed = self.conversion.convert_stream(
+                lambda a, b: self.np.array(x[:, a:b], dtype=self.np.float32), x.shape[1], x.shape[0], out_path,
+                spec.quality, transform, strength=spec.strength, normalize=spec.normalize, folder=folder,
+                title=spec.title, peaks_columns=spec.peaks_columns, on_progress=progress,
+                should_cancel=should_cancel)
+            with open(out_path, "rb") as f:
+                data = f.read()
+        return JobOutput(audio=data, spectrogram=streamed.spectrogram, peaks=self.peaks_to_bytes(streamed.peaks),
+                         duration=x.shape[1] / self.audio.SAMPLE_RATE, timings=streamed.timings,
+                         channels=x.shape[0])
 
 
 class _Worker:

@@ -3,6 +3,7 @@ file (convert_file) as the in-memory conversion gives it, and the CLI converts t
 track by default and many files in one process, going on past a bad one."""
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import soundfile
 
 import models
-from musicoder import audio, convert, engine, spectral
+from musicoder import audio, convert, engine, render, spectral
 from musicoder import texture as transfer
 
 from .conftest import DEMO_CLIP, REPO, ffmpeg
@@ -62,6 +63,32 @@ def test_a_song_streams_from_file_to_file_as_the_in_memory_conversion_gives_it(t
     assert got.shape == ref.shape == (x.shape[1], 2)
     assert np.max(np.abs(got - ref)) <= 3 / 32767  # 16-bit steps
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_waveform_peaks_of_a_song_streamed_in_chunks_are_those_of_the_whole():
+    y = np.random.default_rng(3).standard_normal(100_003).astype(np.float32)
+    for n, chunk in ((len(y), 7_001), (500, 120), (10, 3)):  # the last two: fewer samples than columns
+        peaks = render.WaveformPeaks(n, 800)
+        for a in range(0, n, chunk):
+            peaks.add(a, y[a:min(a + chunk, n)])
+        assert np.array_equal(peaks.value, render.waveform_peaks(y[:n], 800))
+
+
+def test_a_servers_long_job_streams_and_gives_the_in_memory_result(monkeypatch, minute, water):
+    from server import worker
+
+    c = worker.Converter("models")
+    song = minute[:, :14 * audio.SAMPLE_RATE]
+    spec = worker.JobSpec(window_path="", seconds=14.0, texture="water", quality="lofi", format="wav",
+                          normalize=True, channels=2)
+    held = c.convert(spec, song, None, lambda *a: None, lambda: False)
+    monkeypatch.setattr(worker, "STREAM_SECONDS", 10.0)  # this 14 s job is now a "song"
+    streamed = c.convert(spec, song, None, lambda *a: None, lambda: False)
+    got, ref = (soundfile.read(io.BytesIO(o.audio), always_2d=True)[0] for o in (streamed, held))
+    assert got.shape == ref.shape == (song.shape[1], 2) and streamed.channels == 2
+    assert np.max(np.abs(got - ref)) <= 3 / 32767  # 16-bit steps
+    assert np.max(np.abs(np.frombuffer(streamed.peaks, "<f4") - np.frombuffer(held.peaks, "<f4"))) < 1e-4
+    assert streamed.spectrogram[:4] == b"\x89PNG"
 
 
 def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:

@@ -49,9 +49,15 @@ def test_the_image_is_kept_where_the_music_is_and_the_texture_never_hollows_the_
         after = band_correlation(engine.render(song, "standard", transfer_of(name)).samples, weights)
         # the added texture is one layer in both channels: never less correlated (phasey, hollow)
         assert np.all(after > before - 0.05), (name, before.round(3), after.round(3))
+        # below the crossover the music is kept, its levels and dynamics reshaped: the side
+        # follows the mid's gain there, so the image stays the music's. Measured: future and
+        # water within 0.02 in every octave below their crossover; laser, whose spread below
+        # it moves the bands by 2-5 dB, within 0.057 (125-250 Hz +0.054, 500-1000 Hz +0.057);
+        # with the side held at the music's level (the gain capped at 1), laser drifted +0.37
+        # and water +0.10
         below = np.array(OCTAVES_HZ[1:]) <= models.load(name).settings.crossover_hz
-        if name == "future":  # its transfer changes the bands below its crossover by 0.5-3.6 dB on average
-            assert np.max(np.abs(after - before)[below]) < 0.05, (before.round(3), after.round(3))
+        limit = 0.065 if name == "laser" else 0.03
+        assert np.max(np.abs(after - before)[below]) < limit, (name, before.round(3), after.round(3))
 
 
 def test_the_mono_sum_of_a_stereo_result_is_the_conversion_of_the_mono_sum(song):
