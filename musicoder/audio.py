@@ -314,15 +314,21 @@ def load(path: str | os.PathLike, start: float = 0.0, duration: float | None = D
     (within ``limits.max_track_seconds``). Raises InputError for every bad input.
     """
     path = os.fspath(path)
-    _check_size(path, limits)
-    info = probe(path)
-    _check_track(info, limits)
+    info = _probe_checked(path, limits)
     if duration is None:
         duration = info.duration if math.isfinite(info.duration) else limits.max_track_seconds
         max_window = limits.max_track_seconds
     else:
         max_window = limits.max_window_seconds
     return _load_probed(path, info, start, duration, max_window, stereo)
+
+
+def _probe_checked(path: str, limits: Limits) -> SourceInfo:
+    """:func:`probe` of a file within ``limits``' size, and of a track within their length."""
+    _check_size(path, limits)
+    info = probe(path)
+    _check_track(info, limits)
+    return info
 
 
 def _check_size(path: str, limits: Limits) -> None:
@@ -413,9 +419,7 @@ def decode_to_file(path: str | os.PathLike, folder: str, start: float = 0.0, dur
     as a track (``limits.max_track_seconds``), not only ``max_window_seconds``, which bounds
     what is held in memory. InputError as :func:`load`."""
     path = os.fspath(path)
-    _check_size(path, limits)
-    info = probe(path)
-    _check_track(info, limits)
+    info = _probe_checked(path, limits)
     if duration is None:
         duration = info.duration if math.isfinite(info.duration) else limits.max_track_seconds
     start, duration = check_window(start, duration, info.duration, limits.max_track_seconds)
