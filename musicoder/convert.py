@@ -14,7 +14,7 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -204,19 +204,46 @@ def convert_stream(
     spectrogram (titled ``title``; None: none) and ``peaks_columns`` waveform peaks come
     from the scaled blocks as they pass. The files :func:`convert_file` and the server's
     workers write for a whole song. ``timings`` (stage → s) is added to."""
+    audio.output_format(out_path)  # a bad extension fails before any work
+    timings = {} if timings is None else timings
+    rendered = engine.render_blocks(read, frames, channels, quality, transform, strength=strength,
+                                    on_progress=on_progress, should_cancel=should_cancel, timings=timings,
+                                    block_frames=block_frames)
+    return finish_stream(rendered, frames, channels, out_path, normalize=normalize, folder=folder, title=title,
+                         peaks_columns=peaks_columns, on_progress=on_progress, should_cancel=should_cancel,
+                         timings=timings)
+
+
+def finish_stream(
+    rendered: Iterable[tuple[int, np.ndarray]],
+    frames: int,
+    channels: int,
+    out_path: str | os.PathLike,
+    *,
+    normalize: bool = True,
+    folder: str | None = None,
+    title: str | None = "",
+    peaks_columns: int | None = None,
+    on_progress: engine.ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    timings: dict[str, float] | None = None,
+) -> Streamed:
+    """:func:`convert_stream`'s second half, for a song already rendered before any level
+    was set: ``rendered`` yields (first sample, (channels, m) float32) in order, covering
+    0..``frames`` (:func:`engine.render_blocks`' blocks, or parts rendered apart and
+    joined), written to a raw file in ``folder``, levelled over the whole song, encoded to
+    ``out_path``, the spectrogram and peaks drawn on the way; the arguments as
+    :func:`convert_stream`'s."""
     out_path = os.fspath(out_path)
     fmt = audio.output_format(out_path)
     timings = {} if timings is None else timings
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="musicoder-"))
-        rendered = os.path.join(folder, "rendered.f32")
+        raw = os.path.join(folder, "rendered.f32")
         peak = 0.0
-        with open(rendered, "wb") as f:
-            for _, block in engine.render_blocks(read, frames, channels, quality, transform,
-                                                 strength=strength, on_progress=on_progress,
-                                                 should_cancel=should_cancel, timings=timings,
-                                                 block_frames=block_frames):
+        with open(raw, "wb") as f:
+            for _, block in rendered:
                 peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
                 np.ascontiguousarray(block.T, "<f4").tofile(f)
         t0 = time.perf_counter()
@@ -224,11 +251,11 @@ def convert_stream(
             raise reconstruct.Cancelled()
         if on_progress is not None:
             on_progress("encoding", engine.stage_start("encoding"))
-        lufs = audio.loudness_lufs_file(rendered, channels) if normalize else None
+        lufs = audio.loudness_lufs_file(raw, channels) if normalize else None
         gain = np.float32(audio.level_gain(lufs, peak))
         pcm = os.path.join(folder, "out.s16")
-        image, peaks = _scale_to_pcm(rendered, pcm, channels, gain, title is not None, peaks_columns)
-        os.remove(rendered)
+        image, peaks = _scale_to_pcm(raw, pcm, channels, gain, title is not None, peaks_columns)
+        os.remove(raw)
         encoded = os.path.join(folder, f"out.{fmt}")
         audio.encode_file(pcm, channels, fmt, encoded)
         os.remove(pcm)

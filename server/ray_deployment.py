@@ -23,7 +23,7 @@ import numpy as np
 import ray
 from ray import serve
 
-from .worker import PROGRESS_INTERVAL, Converter, JobOutput, failure_message, trim_heap, tune_malloc
+from .worker import PROGRESS_INTERVAL, Converter, failure_message, trim_heap, tune_malloc
 
 APP_NAME = "musicoder"
 DEPLOYMENT_NAME = "Conversions"
@@ -89,18 +89,12 @@ class Conversions:
         :meth:`convert`, its ``done`` carrying (the reference of its (channels, m) float32
         samples in the object store, owned by this replica, timings)."""
         c = self.converter
-        engine = c.engine
         if isinstance(samples, ray.ObjectRef):  # Serve passed the reference through: fetched once here
             samples = await samples
 
         def work(progress, cancelled):
-            model = c.models.resolve(None if exemplar is not None else spec.texture,
-                                     None if exemplar is None else np.array(exemplar))
-            timings: dict[str, float] = {}
-            n = np.shape(samples)[-1]
-            out = engine.render_unleveled(samples, spec.quality, None if model is None else model.transfer,
-                                          strength=spec.strength, on_progress=progress, should_cancel=cancelled,
-                                          timings=timings, blocks=engine.part_blocks(n, part, parts))
+            out, timings = c.render_part(spec, samples, None if exemplar is None else np.array(exemplar),
+                                         part, parts, progress, cancelled)
             # by reference: the part goes from this node to the finishing replica's, not through the front end
             return ray.put(out), timings
 
@@ -108,21 +102,15 @@ class Conversions:
             yield item
 
     async def finish(self, spec, parts: list, timings: dict[str, float]):
-        """The parts of a long song :meth:`render_part` rendered (their references), joined in order and
-        finished as one replica's whole song is (``convert.finish``: the level over the
-        whole song, the encoding, the spectrogram, the peaks). Streams as :meth:`convert`."""
+        """The parts of a long song :meth:`render_part` rendered (their references), joined in
+        order and finished as one replica's whole song is (``Converter.finish_parts``,
+        streamed: the level over the whole song, the encoding, the spectrogram, the peaks).
+        Streams as :meth:`convert`."""
         c = self.converter
         parts = await asyncio.gather(*parts)  # the parts' references, fetched from their nodes
 
         def work(progress, cancelled):
-            whole = np.concatenate(parts, axis=1)
-            out = c.conversion.finish(whole, mono=spec.channels == 1, normalize=spec.normalize, format=spec.format,
-                                      title=spec.title, on_progress=progress, should_cancel=cancelled,
-                                      timings=timings)
-            peaks = c.peaks_to_bytes(c.render.waveform_peaks(out.samples, spec.peaks_columns))
-            return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks,
-                             duration=out.samples.shape[-1] / c.audio.SAMPLE_RATE, timings=out.timings,
-                             channels=1 if out.samples.ndim == 1 else out.samples.shape[0])
+            return c.finish_parts(spec, parts, timings, progress, cancelled)
 
         async for item in self._stream(work):
             yield item

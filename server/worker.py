@@ -176,9 +176,10 @@ class Converter:
 
     def convert(self, spec: JobSpec, samples, exemplar, on_progress, should_cancel) -> JobOutput:
         """One job: samples ((n,) or (channels, n)) and exemplar ((n,) or None) float32 at
-        44.1 kHz; on_progress
-        (stage, fraction) is called at most every PROGRESS_INTERVAL s (and at each new
-        stage). Raises reconstruct.Cancelled, InputError, or whatever the engine raises."""
+        44.1 kHz, in memory, or streamed through files when the job is over STREAM_SECONDS
+        (:meth:`_streamed`); on_progress (stage, fraction) is called at most every
+        PROGRESS_INTERVAL s (and at each new stage). Raises reconstruct.Cancelled,
+        InputError, or whatever the engine raises."""
         last = [0.0, ""]
 
         def progress(stage: str, fraction: float) -> None:
@@ -187,40 +188,66 @@ class Converter:
                 last[0], last[1] = now, stage
                 on_progress(stage, min(max(float(fraction), 0.0), 1.0))
 
-        # the session sends protocol.EXEMPLAR with the exemplar's samples: resolved by those
-        model = self.models.resolve(None if exemplar is not None else spec.texture, exemplar)
-        transform = None if model is None else model.transfer
+        transform = self.transfer(spec, exemplar)
         channels = 1 if samples.ndim == 1 else samples.shape[0]
-        duration = samples.shape[-1] / self.audio.SAMPLE_RATE
         if spec.seconds > STREAM_SECONDS:
-            return self._convert_song(spec, samples, transform, progress, should_cancel)
+            x = samples if samples.ndim == 2 else samples[None, :]
+            return self._streamed(spec, x.shape[1], x.shape[0], lambda out_path, folder: self.conversion.convert_stream(
+                lambda a, b: self.np.array(x[:, a:b], dtype=self.np.float32), x.shape[1], x.shape[0], out_path,
+                spec.quality, transform, strength=spec.strength, normalize=spec.normalize, folder=folder,
+                title=spec.title, peaks_columns=spec.peaks_columns, on_progress=progress,
+                should_cancel=should_cancel))
         out = self.conversion.convert(samples, spec.quality, transform,
                                       strength=spec.strength, normalize=spec.normalize, format=spec.format,
                                       title=spec.title, on_progress=progress, should_cancel=should_cancel)
         peaks = self.peaks_to_bytes(self.render.waveform_peaks(out.samples, spec.peaks_columns))
-        return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks, duration=duration,
-                         timings=out.timings, channels=channels)
+        return JobOutput(audio=out.audio, spectrogram=out.spectrogram, peaks=peaks,
+                         duration=samples.shape[-1] / self.audio.SAMPLE_RATE, timings=out.timings, channels=channels)
 
-    def _convert_song(self, spec: JobSpec, samples, transform, progress, should_cancel) -> JobOutput:
-        """A job over STREAM_SECONDS: streamed (``musicoder.convert.convert_stream``) through
-        a temporary folder, so that the worker's memory does not grow with the song (an
-        in-memory conversion of a 10-minute stereo song peaked near 3 GB: the whole song's
-        STFT for its spectrogram, levelled and encoded copies)."""
+    def transfer(self, spec: JobSpec, exemplar):
+        """The job's transfer (None for no texture): the session sends protocol.EXEMPLAR
+        with the exemplar's samples, resolved by those; else the texture's name."""
+        model = self.models.resolve(None if exemplar is not None else spec.texture, exemplar)
+        return None if model is None else model.transfer
+
+    def render_part(self, spec: JobSpec, samples, exemplar, part: int, parts: int, on_progress, should_cancel):
+        """Part ``part`` of ``parts`` of a long song ((channels, n) float32), rendered before
+        any level is set (``engine.render_unleveled`` of its share of the engine's blocks,
+        the texture's plan made from the whole song): (channels, m) float32 and its
+        timings. Parts joined in order are what one whole render gives."""
+        timings: dict[str, float] = {}
+        n = samples.shape[-1]
+        out = self.engine.render_unleveled(samples, spec.quality, self.transfer(spec, exemplar),
+                                           strength=spec.strength, on_progress=on_progress,
+                                           should_cancel=should_cancel, timings=timings,
+                                           blocks=self.engine.part_blocks(n, part, parts))
+        return out, timings
+
+    def finish_parts(self, spec: JobSpec, parts: list, timings: dict, on_progress, should_cancel) -> JobOutput:
+        """The parts :meth:`render_part` made, in order, finished as one whole song is
+        (streamed: ``musicoder.convert.finish_stream``, as a long job's :meth:`convert`)."""
+        frames, channels = sum(p.shape[-1] for p in parts), parts[0].shape[0]
+        starts = self.np.cumsum([0] + [p.shape[-1] for p in parts[:-1]])
+        return self._streamed(spec, frames, channels, lambda out_path, folder: self.conversion.finish_stream(
+            zip(starts, parts), frames, channels, out_path, normalize=spec.normalize, folder=folder,
+            title=spec.title, peaks_columns=spec.peaks_columns, on_progress=on_progress,
+            should_cancel=should_cancel, timings=dict(timings)))
+
+    def _streamed(self, spec: JobSpec, frames: int, channels: int, write) -> JobOutput:
+        """A long job's output: ``write(out_path, folder)`` streams it to a file in a
+        temporary folder (returning ``convert.Streamed``), read back whole. Streamed so that
+        the worker's memory does not grow with the song (held in memory, a 10-minute
+        stereo song peaked near 3 GB: the whole song's STFT for its spectrogram, levelled
+        and encoded copies; streamed, 663 MB)."""
         import tempfile
 
-        x = samples if samples.ndim == 2 else samples[None, :]
         with tempfile.TemporaryDirectory(prefix="musicoder-job-") as folder:
             out_path = os.path.join(folder, f"result.{spec.format}")
-            streamed = self.conversion.convert_stream(
-                lambda a, b: self.np.array(x[:, a:b], dtype=self.np.float32), x.shape[1], x.shape[0], out_path,
-                spec.quality, transform, strength=spec.strength, normalize=spec.normalize, folder=folder,
-                title=spec.title, peaks_columns=spec.peaks_columns, on_progress=progress,
-                should_cancel=should_cancel)
+            streamed = write(out_path, folder)
             with open(out_path, "rb") as f:
                 data = f.read()
         return JobOutput(audio=data, spectrogram=streamed.spectrogram, peaks=self.peaks_to_bytes(streamed.peaks),
-                         duration=x.shape[1] / self.audio.SAMPLE_RATE, timings=streamed.timings,
-                         channels=x.shape[0])
+                         duration=frames / self.audio.SAMPLE_RATE, timings=streamed.timings, channels=channels)
 
 
 class _Worker:
