@@ -23,7 +23,7 @@ then is Ray imported. Sessions, limits, cleanup and the protocol do not change.
   pass) and streams its progress (the job's is the parts' mean); the parts' samples stay
   in the object store (their references come back) and go, joined in order, to one
   replica that finishes the song as one replica would (the level over the whole song,
-  the encoding, the spectrogram: ``musicoder.convert.finish``). A part whose replica is
+  the encoding, the spectrogram, streamed: ``musicoder.convert.finish_stream``). A part whose replica is
   gone before the finish took its samples is lost with it: the finish's one retry then
   fails too (``worker_failed``).
   The result is the one-replica result to float rounding; Cancel cancels every part;
