@@ -484,7 +484,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strength", default="1", metavar="S[,S...]",
                     help="the engine's strength (0..1) for the product path, comma-separated: a strength table "
                          "(default %(default)s)")
+    ap.add_argument("--band", nargs=2, type=float, metavar=("LO_HZ", "HI_HZ"),
+                    help="the judge's timbre and texture statistics of this range only (--band 250 4000: the body "
+                         "of the music, where its notes live); content and the frontier stay whole")
     a = ap.parse_args(argv)
+    if a.band and a.update_metadata:
+        ap.error("--update-metadata stores the full band's judgement: leave --band out")
+    judge = JUDGE
+    if a.band:
+        judge_module().BAND = tuple(a.band)  # read by the judge's statistics at each call
+        judge = f"{JUDGE} --band {a.band[0]:g} {a.band[1]:g}"
     try:
         strengths = tuple(float(v) for v in a.strength.split(",") if v.strip())
     except ValueError:
@@ -509,12 +518,14 @@ def main(argv: list[str] | None = None) -> int:
     summaries = summarise(rows)
     styles = by_style(rows)
     wall = time.perf_counter() - t0
+    if a.band:
+        print(f"judge: {judge} (the bar lines below are the full band's)")
     print(report(rows, summaries, styles, valset))
     if strengths != (1.0,):
         print("\nstrength table\n" + strength_table(summaries))
     print(f"\n{len(rows)} judged outputs in {wall:.0f} s")
     if a.json:
-        a.json.write_text(json.dumps({"judge": JUDGE, "validation_set": valset, "morph_weight": MORPH_WEIGHT,
+        a.json.write_text(json.dumps({"judge": judge, "validation_set": valset, "morph_weight": MORPH_WEIGHT,
                                       "rows": rows, "summaries": [{**s, **({"bar": bar_check(s)} if s["method"] == "musicoder" else {})}
                                                     for s in summaries],
                                       "by_style": styles, "wall_s": round(wall, 1)}, indent=2) + "\n")
