@@ -14,6 +14,9 @@ def audio_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
+# training packages the network never trains on (tuning saw them): learned vs tuned on music it never heard
+NETWORK_HELD_OUT = ("nexuiz-music", "widelands-data")
+
 # where models/README.md's gathering commands put the music (and the recordings beside it)
 DATA_DIR = "~/musicoder-data"
 DEFAULT_MUSIC_DIR = os.environ.get("MUSICODER_MUSIC_DIR", f"{DATA_DIR}/music")
