@@ -118,6 +118,20 @@ def test_the_frontier_made_once_gives_the_judges_own_advantage():
     ours = evaluate.score(tj, x, y, s, evaluate.frontier(tj, x, s))
     assert ours["advantage"] == pytest.approx(theirs["advantage"], abs=1e-4)
     assert ours["mix_move"] == pytest.approx(theirs["mix_move"], abs=1e-4)
+    # both bands in one judgement (content once) give what the judge gives with --band alone
+    judged, content_kept = evaluate.bands((250.0, 4000.0)), tj.content_kept
+    both = evaluate.score(tj, x, y, s, evaluate.frontier(tj, x, s, judged), judged)
+    assert both["advantage"] == ours["advantage"] and both["content"] == ours["content"]
+    assert tj.BAND is None and tj.content_kept is content_kept  # the judge is left as it was
+    tj.BAND = (250.0, 4000.0)
+    try:
+        r = tj.judge(x, y, s)
+        body = tj.frontier_advantage(x, s, r)
+    finally:
+        tj.BAND = None
+    assert both["body_advantage"] == pytest.approx(body["advantage"], abs=1e-4)
+    assert both["body_mix_move"] == pytest.approx(body["mix_move"], abs=1e-4)
+    assert abs(both["body_advantage"] - both["advantage"]) > 1e-3  # the band changes the figures
 
 
 # ---- models.tune: what it tunes on and how it chooses --------------------------------------
@@ -195,7 +209,7 @@ def test_refine_stores_the_best_of_the_stored_setting_and_each_change(tmp_path, 
         return [evaluate.ValClip(Path(f"p{k}__t{j}.ogg"), f"p{k}", "style", 30.0)
                 for k in range(4) for j in range(per_package)]
 
-    def fake_judge(sources, clips, settings, jobs, desc, known=None):
+    def fake_judge(sources, clips, settings, jobs, desc, known=None, body=False):
         # water likes spread_low 0.5 best; a recording named *hum (tonal) and the clock (not
         # tonal: the blend is never offered to it) like the blend, others nothing new
         def adv(t, g):
@@ -321,3 +335,230 @@ def test_recorded_commands_and_folders_carry_no_one_machines_paths(tmp_path, mus
     assert evaluate.describe(evaluate.validation_clips(music_dir, 1), music_dir)["music_dir"] == \
         data.portable_path(music_dir)
     assert data.user_path("~/musicoder-data") == data.Path.home() / "musicoder-data"
+
+
+# ---- the learned engine's comparison: methods, both bands, its bar ----------------------------
+
+def summary(texture, method, quality, mean, worst, content=0.8, body=None, body_worst=None):
+    """A made-up summarise() row (body band figures when ``body`` is given)."""
+    s = {"texture": texture, "method": method, "quality": quality, "strength": 1.0, "clips": 12,
+         "mean_advantage": mean, "min_advantage": worst, "min_content": content}
+    if body is not None:
+        s |= {"body_mean_advantage": body, "body_min_advantage": body if body_worst is None else body_worst}
+    return s
+
+
+def test_the_learned_bar_asks_more_than_the_tuned_engine_in_both_bands_and_than_the_retuned_one():
+    tuned = summary("water", "tuned", "standard", 0.150, 0.03, body=0.02, body_worst=-0.14)
+    retuned = summary("water", "retuned", "standard", 0.170, 0.01, body=0.03, body_worst=-0.05)
+    good = summary("water", "learned", "standard", 0.190, -0.02, 0.7, body=0.10, body_worst=-0.08)
+    (bar,) = evaluate.learned_bar([tuned, retuned, good])
+    assert bar["passed"] and bar["verdict"] == "PASS" and (bar["texture"], bar["quality"]) == ("water", "standard")
+    failing = {  # each change breaks one condition alone
+        "vs_tuned": {"mean_advantage": 0.175},  # above the tuned's, less than 0.03 above
+        "worst": {"min_advantage": -0.06},
+        "content": {"min_content": 0.59},
+        "body_mean": {"body_mean_advantage": 0.04},
+        "body_worst": {"body_min_advantage": -0.11},
+    }
+    for check, change in failing.items():
+        (bar,) = evaluate.learned_bar([tuned, retuned, good | change])
+        assert not bar["passed"] and bar["verdict"] == "FAIL"
+        assert [k for k in failing if bar[k] is False] == [check], (check, bar)
+    for check, change in (("vs_retuned", {"mean_advantage": 0.20}), ("body_vs_retuned", {"body_mean_advantage": 0.11})):
+        (bar,) = evaluate.learned_bar([tuned, retuned | change, good])
+        assert [k for k in bar if bar[k] is False] == [check, "passed"] and bar["verdict"] == "FAIL"
+    # without the retuned settings judged, nothing failed but the bar is not passed either
+    (bar,) = evaluate.learned_bar([tuned, good])
+    assert bar["vs_retuned"] is None and not bar["passed"] and bar["verdict"] == "INCOMPLETE"
+    assert evaluate.learned_bar([tuned, retuned]) == []  # no learned engine judged: no bar
+
+
+def test_the_learned_bar_for_users_exemplars_is_per_recording_and_on_the_mean_of_means():
+    rows = [summary("own:birds", "learned", "standard", 0.12, -0.05, body=0.01),
+            summary("own:birds", "tuned", "standard", 0.10, -0.09, body=-0.02),
+            summary("own:vinyl", "learned", "standard", 0.08, -0.02, body=0.00),
+            summary("own:vinyl", "tuned", "standard", 0.04, -0.03, body=-0.01)]
+    (bar,) = evaluate.own_learned_bar(rows)
+    assert bar["passed"] and bar["learned_mean_of_means"] == pytest.approx(0.10)
+    assert bar["tuned_mean_of_means"] == pytest.approx(0.07)
+    lower = [*rows[:2], rows[2] | {"mean_advantage": 0.07}, rows[3]]  # 0.095 against 0.07: under 0.03 more
+    (bar,) = evaluate.own_learned_bar(lower)
+    assert bar["every_recording"] and bar["vs_tuned"] is False and not bar["passed"]
+    (bar,) = evaluate.own_learned_bar([rows[0] | {"min_advantage": -0.11}, *rows[1:]])
+    assert bar["recordings"]["own:birds"] == {"mean": True, "body_mean": True, "worst": False}
+    assert not bar["every_recording"] and not bar["passed"]
+    (bar,) = evaluate.own_learned_bar([rows[0] | {"body_mean_advantage": -0.01}, *rows[1:]])
+    assert bar["recordings"]["own:birds"]["body_mean"] is False
+    assert evaluate.learned_bar(rows) == []  # the built-in textures' bar is not theirs
+
+
+def test_on_the_networks_held_out_training_music_learned_must_match_tuned():
+    rows = [summary("laser", "learned", "standard", 0.20, 0.0), summary("laser", "tuned", "standard", 0.21, 0.0),
+            summary("water", "learned", "standard", 0.15, 0.0), summary("water", "tuned", "standard", 0.15, 0.0)]
+    bars = {b["texture"]: b for b in evaluate.held_out_training_bar(rows)}
+    assert not bars["laser"]["passed"] and bars["water"]["passed"]
+    summaries = [{**r, "vs_morph": None, "mean_content": 0.9, "mean_own_move": 1.0, "min_own_chroma": 0.8}
+                 for r in rows]
+    text = evaluate.report([], summaries, {}, {"clip_count": 6, "packages": {"nexuiz-music": "industrial"},
+                                               "styles": []}, held_out_training=True)
+    assert "laser          standard FAIL: learned +0.200 vs tuned +0.210" in text
+    assert "quality bar" not in text and "learned bar" not in text
+
+
+def test_the_methods_side_by_side_in_both_bands():
+    rows = [summary("water", m, q, 0.1 + i / 100, -0.01 * i, 0.7, body=0.05 * i)
+            for q in ("hifi", "standard") for i, m in enumerate(("morph", "retuned", "learned", "tuned"))]
+    rows.append(summary("laser", "tuned", "standard", 0.2, 0.1))  # judged in the full band alone
+    lines = evaluate.comparison_table(rows).splitlines()
+    assert "full: mean (worst)" in lines[0] and "body: mean (worst)" in lines[0]
+    # per texture as judged, Standard before HIFI, the methods in METHODS' order
+    assert [ln.split()[:3] for ln in lines[1:]] == [["water", "standard", m] for m in evaluate.METHODS] + \
+        [["water", "hifi", m] for m in evaluate.METHODS] + [["laser", "standard", "tuned"]]
+    learned = next(ln for ln in lines if ln.split()[:3] == ["water", "standard", "learned"])
+    assert learned.split()[3:] == ["12", "+0.120", "(-0.020)", "0.700", "+0.100", "(+0.100)"]
+    assert lines[-1].split()[3:] == ["12", "+0.200", "(+0.100)", "0.800"]  # no body figures: blank
+
+
+def test_rows_are_summarised_in_both_bands():
+    rows = [{"clip": f"c{i}", "texture": "water", "method": "tuned", "quality": "standard", "strength": 1.0,
+             "advantage": a, "body_advantage": b, "content": 0.9, "timbre_gain": 0.1, "texture_gain": 0.1,
+             "own_move": 1.0, "own_chroma": 0.8} for i, (a, b) in enumerate(((0.2, -0.1), (0.1, 0.3)))]
+    (s,) = evaluate.summarise(rows)
+    assert (s["mean_advantage"], s["min_advantage"], s["worst_clip"]) == (0.15, 0.1, "c1")
+    assert (s["body_mean_advantage"], s["body_min_advantage"], s["body_worst_clip"]) == (0.1, -0.1, "c0")
+    (s,) = evaluate.summarise([{k: v for k, v in r.items() if k != "body_advantage"} for r in rows])
+    assert "body_mean_advantage" not in s
+
+
+def test_methods_are_chosen_by_name_and_an_engine_models_lacks_stops_the_run(monkeypatch):
+    import models
+
+    assert evaluate.parse_methods("morph, tuned") == ("tuned", "morph")  # METHODS' order
+    assert evaluate.parse_methods(",".join(evaluate.METHODS)) == evaluate.METHODS
+    for bad in ("tuned,musicoder", ""):
+        with pytest.raises(ValueError, match="choose from learned, tuned, retuned, morph"):
+            evaluate.parse_methods(bad)
+    monkeypatch.setattr(models, "ENGINES", ("learned", "tuned"), raising=False)
+    assert evaluate.engine_keyword("learned") == {"engine": "learned"}
+    monkeypatch.setattr(models, "ENGINES", ("tuned",))
+    with pytest.raises(SystemExit, match="the learned engine is not in this version of models.*leave learned out"):
+        evaluate.engine_keyword("learned")
+    monkeypatch.delattr(models, "ENGINES")  # models before the learned engine: today's, by no keyword
+    assert evaluate.engine_keyword("tuned") == {}
+    with pytest.raises(SystemExit, match="the learned engine is not"):
+        evaluate.engine_keyword("learned")
+    with pytest.raises(SystemExit, match="the learned engine is not"):
+        evaluate.method_models(["water"], ("learned", "tuned"))
+
+
+def test_retuned_settings_are_loaded_from_their_folder_and_a_missing_one_is_a_note(tmp_path, capsys):
+    import shutil
+
+    import models
+
+    shutil.copy(models.SETTINGS_DIR / "water.json", tmp_path / "water.json")
+    record = json.loads((tmp_path / "water.json").read_text())
+    record["settings"]["crossover_hz"] = 500.0
+    (tmp_path / "water.json").write_text(json.dumps(record))
+    loaded = evaluate.method_models(["water", "laser"], ("tuned", "retuned"), retuned_dir=tmp_path)
+    assert sorted(loaded) == [("laser", "tuned"), ("water", "retuned"), ("water", "tuned")]
+    assert loaded["water", "retuned"].settings.crossover_hz == 500.0
+    assert loaded["water", "tuned"].settings.crossover_hz == models.load("water").settings.crossover_hz != 500.0
+    assert "retuned: no laser.json in" in capsys.readouterr().out
+
+
+def test_the_networks_held_out_training_packages_are_windows_of_train(music_dir):
+    from models import data
+
+    write_track(music_dir / "train" / "gamma__y.wav", 25.0)
+    clips = evaluate.network_held_out_clips(music_dir, ("gamma",))
+    assert [(c.path.name, c.package, c.style, c.start) for c in clips] == [
+        ("gamma__x.wav", "gamma", "pop", 30.0), ("gamma__y.wav", "gamma", "pop", pytest.approx(7.5, abs=0.05))]
+    for bad in ("alpha", "delta"):  # held out from tuning too; no tracks in train/
+        with pytest.raises(SystemExit, match=f"{bad} is not a training package"):
+            evaluate.network_held_out_clips(music_dir, ("gamma", bad))
+    assert len(data.NETWORK_HELD_OUT) == 2 and not set(data.NETWORK_HELD_OUT) & {"naev-data", "supertux-data"}
+
+
+def test_the_body_band_objective_is_the_mean_of_both_bands_and_keeps_the_content_rule():
+    from models import tune
+
+    scores = [{"advantage": 0.3, "body_advantage": 0.0, "content": 0.9},
+              {"advantage": 0.2, "body_advantage": 0.1, "content": 0.8}]
+    full = tune.objective([0.3, 0.2], [0.9, 0.8])
+    body = tune.objective([0.0, 0.1], [0.9, 0.8])
+    assert tune.band_objective(scores) == full
+    assert tune.band_objective(scores, body=True) == pytest.approx((full + body) / 2)
+    assert tune.band_objective([scores[0], {**scores[1], "content": 0.5}], body=True) == float("-inf")
+    # choose ranks by it: the setting better in the body wins though worse in the full band
+    per_clip = {"w1": [{"advantage": 0.30, "body_advantage": -0.2, "content": 0.9},
+                       {"advantage": 0.25, "body_advantage": 0.1, "content": 0.9}]}
+    assert tune.choose(per_clip, tune.GRID[:2])[0]["settings"] == tune.GRID[0]
+    best = tune.choose(per_clip, tune.GRID[:2], body=True)[0]
+    assert best["settings"] == tune.GRID[1] and best["body_mean_advantage"] == 0.1
+    # what --refine --body-band tries: lower crossovers and spread_low, alone and together
+    assert len(tune.BODY_REFINE) == 15 and {"crossover_hz": 250.0} in tune.BODY_REFINE
+    assert {"spread_low": 0.8} in tune.BODY_REFINE and {"crossover_hz": 500.0, "spread_low": 0.3} in tune.BODY_REFINE
+
+
+def test_refine_with_the_body_band_writes_to_its_own_folder(tmp_path, monkeypatch):
+    """--refine --body-band --out-dir on a faked judge: the settings folder it starts from is
+    left alone, the out folder gets each texture's file with the body band's record, and
+    scores judged without the body band are judged again."""
+    from pathlib import Path
+
+    import models
+    from models import tune
+
+    seen = []
+
+    def fake_clips(music_dir, per_package=1):
+        return [evaluate.ValClip(Path(f"p{k}__t{j}.ogg"), f"p{k}", "style", 30.0)
+                for k in range(4) for j in range(per_package)]
+
+    def fake_judge(sources, clips, settings, jobs, desc, known=None, body=False):
+        seen.append(body)
+
+        def score(g):  # the full band likes the stored crossovers, the body a low one
+            return {"advantage": 0.2, "content": 0.9, "body_advantage": 0.2 - g["crossover_hz"] / 10000}
+        return {t: {evaluate.clip_name(c): [score(g) for g in settings[t]] for c in clips} for t in sources}
+
+    monkeypatch.setattr(tune, "tuning_clips", fake_clips)
+    monkeypatch.setattr(tune, "judge_all", fake_judge)
+    before = {p.name: p.read_text() for p in models.SETTINGS_DIR.glob("*.json")}
+    out = tmp_path / "retuned"
+    assert tune.main(["--refine", "--body-band", "--shortlist", "3", "--out-dir", str(out)]) == 0
+    assert seen == [True, True] and before == {p.name: p.read_text() for p in models.SETTINGS_DIR.glob("*.json")}
+    for t in models.TEXTURES:
+        record = json.loads((out / f"{t}.json").read_text())
+        refined = record["tuning"]["refined"]
+        assert record["settings"]["crossover_hz"] == 250.0 and "validation" not in record
+        assert refined["changes"] == tune.BODY_REFINE and refined["shortlist"] == 3 and "--band 250 4000" in refined["judge"]
+        assert refined["first_stage"]["from"]["settings"] == models.load(t).meta["settings"]
+        assert refined["first_stage"]["chosen"]["body_mean_advantage"] == pytest.approx(0.175)
+        assert models.load(t, out).settings.crossover_hz == 250.0
+
+
+def test_the_report_prints_both_bands_and_the_learned_bar():
+    def row(clip, texture, method, advantage, body):
+        return {"clip": clip, "package": "p", "style": "rock", "texture": texture, "method": method,
+                "quality": "standard", "strength": 1.0, "advantage": advantage, "timbre_gain": 0.2,
+                "texture_gain": 0.1, "content": 0.8, "chroma": 0.8, "onset": 0.8, "mix_move": 0.0,
+                "body_advantage": body, "own_move": 2.0, "own_chroma": 0.9, "engine_s": 0.5}
+
+    means = {"learned": (0.20, 0.08), "tuned": (0.15, 0.02), "retuned": (0.16, 0.06), "morph": (-0.1, -0.2)}
+    rows = [row(c, t, m, a + d, b + d) for c, d in (("c1", 0.01), ("c2", -0.01))
+            for t in ("water", "own:birds") for m, (a, b) in means.items() if (t, m) != ("own:birds", "retuned")]
+    summaries = evaluate.summarise(rows)
+    text = evaluate.report(rows, summaries, evaluate.by_style(rows),
+                           {"clip_count": 2, "packages": {"p": "rock"}, "styles": ["rock"]})
+    assert "c1   water          learned   standard  +0.210  +0.200  +0.100   0.800   0.800   0.800  +0.090 " in text
+    assert "water standard learned 2 +0.200 (+0.190) 0.800 +0.080 (+0.070)" in [" ".join(ln.split()) for ln in
+                                                                                 text.splitlines()]
+    assert ("  water          standard PASS: mean +0.200 vs tuned +0.150 ok, worst +0.190 ok, min content 0.800 ok; "
+            "body mean +0.080 ok, worst +0.070 ok; vs retuned +0.160 ok, body +0.060 ok") in text
+    assert "  own:birds              standard learned +0.200 ok (worst +0.190 ok, body +0.080 ok); tuned +0.150" in text
+    assert "  mean of means          standard PASS: learned +0.200 vs tuned +0.150 ok; every recording ok" in text
+    for method in ("learned", "tuned", "retuned"):  # the quality bar for every engine
+        assert f"  water          {method:9s} standard PASS" in text
