@@ -1,6 +1,6 @@
 # `make demo` and `make test` work on a fresh machine with only Python 3.11+ and pip:
 # the first run makes .venv and installs the project into it. The demo installs the
-# runtime alone; the tests add the test, GUI and ray extras.
+# runtime alone (no TensorFlow); the tests add the test, GUI, ray and train extras.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,6 +19,8 @@ $(BIN)/.installed: $(BIN)/.runtime
 	$(BIN)/pip install --quiet -e '.[gui]' || echo "note: GUI extras not installed (apt-get install libasound2-dev)"
 	@# Ray for the cluster tests (tests/test_ray.py); where no wheel exists for this Python they skip
 	$(BIN)/pip install --quiet -e '.[ray]' || echo "note: the ray extra not installed: its tests skip"
+	@# TensorFlow, to check the texture network's numpy forward pass against the training's (tests/test_controller.py)
+	$(BIN)/pip install --quiet -e '.[train]' || echo "note: the train extra not installed: the network's equality test skips"
 	touch $@
 
 demo: $(BIN)/.runtime
