@@ -1,7 +1,7 @@
 """Benchmark on the bundled demo clip.
 
     python -m bench [--json] [--quick] [--clip FILE] [--start S] [--duration D]
-                    [--texture NAME] [--no-engine] [--no-conversion] [--no-songs]
+                    [--texture NAME] [--no-engine] [--no-conversion] [--no-network] [--no-songs]
 
 Reconstruction: for each quality level, our reconstruction's time and spectral
 convergence (SC, dB, lower is better) against its reference: plain Griffin-Lim as the
@@ -21,6 +21,16 @@ most 1.5 s and LOFI at most 0.4 s. Beside it, the same conversion with a user's 
 exemplar (a recording decoded with ``audio.load_exemplar`` and analysed by
 ``models.from_exemplar`` inside the timing), against the built-in texture: at most 1.5×. The one-time start-up (importing the engine, loading the three
 textures: their settings and exemplar analyses) is reported apart: a server pays it once.
+
+Network: the learned engine (``models.load(texture, engine="learned")``, the texture
+network of :mod:`musicoder.control` moving the transfer's controls) beside the tuned one,
+in the same run: the network alone (``Transfer.controls`` on the clip's band envelopes and
+exemplar placement, the median of several runs), target at most 60 ms per 10 s; and the
+whole conversion (decode → transfer → reconstruct → encode, in stereo where the clip is,
+as the command line converts it) with each engine at LOFI and HIFI, the two interleaved
+(medians of three), their ratio beside them; target the learned engine's HIFI at most
+1.0 s per 10 s. Times are given per 10 s of music. Without the shipped weights
+(``models/learned/``) it says that the learned engine is not installed and goes on.
 
 Songs: a whole 3-minute and 10-minute stereo song at HIFI against a 10 s window of the
 same file, time and peak RSS, each in a fresh process (:mod:`bench.songs`); targets:
@@ -50,6 +60,10 @@ OWN_EXEMPLAR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
                             "water.flac")
 OWN_EXEMPLAR_RATIO = 1.5  # the goal: at most 1.5x a built-in texture's time, the exemplar's analysis included
 REPEATS = 3  # our reconstructions are timed this many times (median): the machine is shared
+NETWORK_GOAL = 0.060  # the texture network alone, seconds per 10 s of music
+LEARNED_HIFI_GOAL = 1.0  # a whole HIFI conversion with the learned engine, seconds per 10 s
+NETWORK_REPEATS = 9  # the network alone is a few ms: more runs for a steady median
+NETWORK_LEVELS = ("lofi", "hifi")
 
 
 def _timed(fn):
@@ -173,6 +187,70 @@ def engine_table(result: dict) -> str:
     return "\n".join(rows)
 
 
+def _per_10s(seconds: float, clip_seconds: float) -> float:
+    """Seconds for a clip of ``clip_seconds`` scaled to 10 s of music."""
+    return seconds * 10.0 / clip_seconds
+
+
+def run_network(clip_path: str, start: float, duration: float, texture_name: str) -> dict:
+    """The learned engine beside the tuned one on one window: ``{"installed": False,
+    "reason": ...}`` without the shipped weights; else the network alone (seconds, median
+    of NETWORK_REPEATS) and, per level of NETWORK_LEVELS, each engine's whole conversion
+    (seconds, medians of REPEATS, the two engines interleaved), all per 10 s of music."""
+    import models
+    from musicoder import texture
+
+    try:
+        learned = models.load(texture_name, engine="learned")
+    except models.ModelError as e:
+        return {"installed": False, "reason": str(e)}
+    tuned = models.load(texture_name, engine="tuned")
+    clip = audio.load(clip_path, start=start, duration=duration, stereo=True)
+    clip_seconds = clip.samples.shape[-1] / spectral.SAMPLE_RATE
+    mid = clip.samples.mean(axis=0)  # what the engine plans from
+    env_x = texture.band_envelopes(spectral.to_log(np.abs(spectral.stft_frames(mid).T)))
+    index = texture.placement(env_x.shape[1], texture.onsets(env_x), learned.exemplar)
+    learned.transfer.controls(env_x, index)  # warm: the first call's allocations
+    _, network_seconds = _timed_median(lambda: learned.transfer.controls(env_x, index), NETWORK_REPEATS)
+
+    def convert(model, level: str) -> float:
+        t0 = time.perf_counter()
+        samples = audio.load(clip_path, start=start, duration=duration, stereo=True).samples
+        audio.encode(engine.render(samples, level, model.transfer).samples, "wav")
+        return time.perf_counter() - t0
+
+    for model in (tuned, learned):  # warm: the kernels' first calls on this layout
+        engine.render(clip.samples[:, :44100], "lofi", model.transfer)
+    levels = {}
+    for level in NETWORK_LEVELS:
+        runs = {"tuned": [], "learned": []}
+        for _ in range(REPEATS):
+            runs["tuned"].append(convert(tuned, level))
+            runs["learned"].append(convert(learned, level))
+        levels[level] = {name: round(_per_10s(float(np.median(r)), clip_seconds), 4) for name, r in runs.items()}
+    return {"installed": True, "texture": texture_name, "clip_seconds": round(clip_seconds, 3),
+            "channels": int(clip.samples.shape[0]),
+            "network_seconds": round(_per_10s(network_seconds, clip_seconds), 5), "levels": levels}
+
+
+def network_table(result: dict) -> str:
+    """:func:`run_network`'s result as rows of text (a line saying why when it was skipped)."""
+    if not result["installed"]:
+        return f"network: the learned engine is not installed ({result['reason']}); section skipped"
+    ok = result["network_seconds"] <= NETWORK_GOAL
+    rows = [f"network ({result['texture']}): the learned engine beside the tuned one, seconds per 10 s of music "
+            f"({result['clip_seconds']:g} s measured, {result['channels']} channel(s))",
+            f"network alone (Transfer.controls): {1000 * result['network_seconds']:.1f} ms "
+            f"(target <= {1000 * NETWORK_GOAL:.0f} ms)  {'yes' if ok else 'NO'}",
+            f"{'level':10s} {'tuned s':>8s} {'learned s':>9s} {'learned/tuned':>13s} {'goal s':>7s}  ok"]
+    for name, r in result["levels"].items():
+        goal = LEARNED_HIFI_GOAL if name == "hifi" else None
+        ok = "-" if goal is None else "yes" if r["learned"] <= goal else "NO"
+        rows.append(f"{reconstruct.QUALITIES[name].label:10s} {r['tuned']:8.3f} {r['learned']:9.3f} "
+                    f"{r['learned'] / r['tuned']:12.2f}x {goal if goal else '-':>7}  {ok}")
+    return "\n".join(rows)
+
+
 def table(result: dict, title: str | None = None) -> str:
     rows = [title] if title else []
     rows += [f"{'level':10s} {'s':>7s} {'SC dB':>7s} | {'reference':9s} {'s':>7s} {'SC dB':>7s} | "
@@ -197,9 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", default=DEMO_CLIP)
     ap.add_argument("--start", type=float, default=0.0)
     ap.add_argument("--duration", type=float, default=None)
-    ap.add_argument("--texture", default="water", help="texture for the conversion and engine rows (default water)")
+    ap.add_argument("--texture", default="water", help="texture for the conversion, engine and network rows (default water)")
     ap.add_argument("--no-engine", action="store_true", help="no engine rows")
     ap.add_argument("--no-conversion", action="store_true", help="no conversion (music's phase) rows")
+    ap.add_argument("--no-network", action="store_true",
+                    help="no rows for the learned engine (the texture network) beside the tuned one")
     ap.add_argument("--no-songs", action="store_true", help="no whole-song rows (they take a few minutes)")
     a = ap.parse_args(argv)
     duration = a.duration or (4.0 if a.quick else 10.0)
@@ -212,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_engine:
         result["engine"] = run_engine(a.clip, a.start, duration, a.texture)
         print(engine_table(result["engine"]))
+    if not a.no_network:
+        result["network"] = run_network(a.clip, a.start, duration, a.texture)
+        print(network_table(result["network"]))
     if not a.no_songs:
         from . import songs
 
