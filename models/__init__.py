@@ -9,7 +9,11 @@
 A conversion is :mod:`musicoder.texture`'s band-statistics transfer toward the texture's
 exemplar with the texture's :class:`~musicoder.texture.Settings`, tuned on training music
 by ``python -m models.tune`` and stored in ``settings/{texture}.json`` with their tuning
-and validation records. Why this design and not a network that paints the spectrogram:
+and validation records. Two engines drive it (``ENGINES``): "tuned", those settings alone,
+and "learned", the texture network of :mod:`musicoder.control` (trained by
+``python -m models.train``, weights in ``learned/controller.npz``) moving every band's
+controls away from them per song and per frame; ``DEFAULT_ENGINE`` is the one that
+measured better on held-out music. Why this design and not a network that paints the spectrogram:
 ``models/README.md``.
 """
 from __future__ import annotations
@@ -24,11 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from musicoder import control
 from musicoder import texture as transfer
 
 HERE = Path(__file__).resolve().parent
 SETTINGS_DIR = HERE / "settings"
 EXEMPLARS_DIR = HERE / "exemplars"
+LEARNED_DIR = HERE / "learned"
+ENGINES = ("learned", "tuned")
+DEFAULT_ENGINE = "tuned"
 FORMAT_VERSION = 2
 METHOD = "band-statistics"
 ANY = "any"  # settings/any.json: the settings of a user's own exemplar, by its sound
@@ -111,12 +119,13 @@ class TextureModel:
     (a whole clip at once, shape-checked) is thread-safe, deterministic and reusable."""
 
     def __init__(self, name: str, settings: transfer.Settings, exemplar: transfer.ExemplarAnalysis,
-                 meta: dict | None = None):
+                 meta: dict | None = None, controller: control.Controller | None = None):
         self.name = name
         self.settings = settings
         self.exemplar = exemplar
         self.meta = meta or {}
-        self.transfer = transfer.make_transform(exemplar, settings)
+        self.engine = "tuned" if controller is None else "learned"
+        self.transfer = transfer.make_transform(exemplar, settings, controller)
 
     def transform(self, log_mag: np.ndarray) -> np.ndarray:
         """(N_BINS, frames) natural-log magnitude → the textured one, same shape, float32."""
@@ -159,19 +168,43 @@ _CACHE: dict[str, TextureModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load(name: str, settings_dir: str | Path | None = None) -> TextureModel:
-    """Load (once, then cached) texture ``name``: its settings and its exemplar's analysis.
+@functools.lru_cache(maxsize=2)
+def _controller(path: str) -> control.Controller:
+    try:
+        return control.Controller.load(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelError(f"{path}: unusable texture network ({type(e).__name__}: {e}); "
+                         f"make it with python -m models.train") from None
+
+
+def controller(engine: str | None = None) -> control.Controller | None:
+    """The texture network an ``engine`` (one of ENGINES; None: DEFAULT_ENGINE) drives the
+    transfer with: None for "tuned", the shipped weights for "learned" (loaded once).
+    ValueError for another name; ModelError naming the file when the weights are missing
+    or corrupt."""
+    engine = DEFAULT_ENGINE if engine is None else engine
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    return None if engine == "tuned" else _controller(str(LEARNED_DIR / "controller.npz"))
+
+
+def load(name: str, settings_dir: str | Path | None = None, engine: str | None = None) -> TextureModel:
+    """Load (once, then cached) texture ``name``: its settings and its exemplar's analysis,
+    driven by ``engine`` (:func:`controller`).
 
     KeyError for an unknown name (the message lists the valid ones); ModelError naming
-    the file when the settings or the exemplar are missing, corrupt or incompatible.
+    the file when the settings, the exemplar or the network are missing, corrupt or
+    incompatible.
     """
     _check_name(name)
     folder = Path(settings_dir) if settings_dir is not None else SETTINGS_DIR
-    key = f"{folder}/{name}"
+    net = controller(engine)
+    key = f"{folder}/{name}/{'tuned' if net is None else 'learned'}"
     with _CACHE_LOCK:
         if key not in _CACHE:
             settings, meta = read_settings(folder / f"{name}.json")
-            _CACHE[key] = TextureModel(name, settings, analyse_exemplar_file(TEXTURES[name].exemplar_path), meta)
+            _CACHE[key] = TextureModel(name, settings, analyse_exemplar_file(TEXTURES[name].exemplar_path), meta,
+                                       net)
         return _CACHE[key]
 
 
@@ -210,17 +243,21 @@ def _any_settings(path: str) -> tuple[transfer.Settings, tuple[SoundRow, ...], d
     return settings, rows, meta
 
 
-def from_exemplar(samples: np.ndarray, settings_dir: str | Path | None = None) -> TextureModel:
+def from_exemplar(samples: np.ndarray, settings_dir: str | Path | None = None,
+                  engine: str | None = None) -> TextureModel:
     """A texture made from a user's own exemplar: (n,) float samples at 44.1 kHz (as
     ``musicoder.audio.load_exemplar`` gives them). Its settings are those of the tuning
     recording nearest to it by spectral flatness (``settings/any.json``'s ``by_sound``
     table; its ``settings`` when there is none): a hiss and a hum want different
     crossovers. Analysed now (~30 ms for 10 s), never cached: an exemplar belongs to one
-    user. InputError "silent" for silence; ModelError if the settings file is missing or
-    bad. The model's ``meta["matched"]`` names the tuning recording whose settings it took."""
+    user. Driven by ``engine`` (:func:`controller`), which starts from those settings.
+    InputError "silent" for silence; ModelError if the settings file or the network is
+    missing or bad. The model's ``meta["matched"]`` names the tuning recording whose
+    settings it took."""
     from musicoder.errors import InputError
 
     folder = Path(settings_dir) if settings_dir is not None else SETTINGS_DIR
+    net = controller(engine)
     settings, rows, meta = _any_settings(str(folder / f"{ANY}.json"))
     try:
         analysis = transfer.analyse_exemplar(samples)
@@ -230,4 +267,4 @@ def from_exemplar(samples: np.ndarray, settings_dir: str | Path | None = None) -
     if rows:
         nearest = nearest_sound(rows, transfer.flatness(analysis))
         settings, matched = nearest.settings, nearest.recording
-    return TextureModel("exemplar", settings, analysis, meta | {"matched": matched})
+    return TextureModel("exemplar", settings, analysis, meta | {"matched": matched}, net)

@@ -316,7 +316,7 @@ def render_blocks(
             if transform is not None:
                 side_spec *= (np.conj(spec) / np.maximum(mag_x, _TINY)).T  # relative to the mid's phase
                 if isinstance(transform, texture.Transfer):  # where the texture replaced the music, no side
-                    share = transform.music_share(strength)
+                    share = transform.music_share(strength, plan, lo, mag.shape[1])
                     side_spec *= share
             else:
                 side = spectral.istft_frames(side_spec, length)

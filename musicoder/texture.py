@@ -16,7 +16,10 @@ zaps, bubbles or hiss are heard there. Each band's envelope becomes ``μ + σ·z
   its events land on the music's beats.
 
 No training is needed for a new exemplar; the few numbers of :class:`Settings` are tuned
-per built-in texture on training music (``models.tune``).
+per built-in texture on training music (``models.tune``). A trained network
+(:mod:`musicoder.control`) can move every band's controls away from those settings, per
+song and per frame, fine structure below the crossover included: ``make_transform(ex,
+settings, controller)``.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import functools
 
 import numpy as np
 
-from . import spectral
+from . import control, spectral
 
 N_BANDS = 48
 BAND_LO_HZ, BAND_HI_HZ = 30.0, 16000.0
@@ -183,12 +186,15 @@ def placement(n_frames: int, music_onsets: np.ndarray, exemplar: ExemplarAnalysi
 class Plan:
     """What a :class:`Transfer` decides from a whole song's band envelopes, before any block
     is transformed: env_x the music's (N_BANDS, T) band log-envelopes, env_y the target
-    ones (same shape, float32), index the (T,) exemplar frame placed at each music frame.
-    10 MB for a 10-minute song: the whole-song statistics without the whole spectrogram."""
+    ones (same shape, float32), index the (T,) exemplar frame placed at each music frame;
+    with a network, fine_moved its (N_BANDS, T) change to each band's share of the
+    exemplar's fine structure. 10 MB for a 10-minute song (20 with a network): the
+    whole-song statistics without the whole spectrogram."""
 
     env_x: np.ndarray
     env_y: np.ndarray
     index: np.ndarray
+    fine_moved: np.ndarray | None = None  # (N_BANDS, T) the network's change to each band's fine share
 
 
 class Transfer:
@@ -200,15 +206,20 @@ class Transfer:
     (band means, spreads and maxima, the level match, the onsets and their threshold, the
     normalisation of z) is whole-song, and the rest works frame by frame."""
 
-    def __init__(self, exemplar: ExemplarAnalysis, settings: Settings):
-        self.exemplar, self.settings = exemplar, settings
+    def __init__(self, exemplar: ExemplarAnalysis, settings: Settings,
+                 controller: control.Controller | None = None):
+        self.exemplar, self.settings, self.controller = exemplar, settings, controller
         w, centres = filterbank()
         low = (centres < settings.crossover_hz)[:, None]
         self._keep = np.where(low, settings.keep_low, settings.keep_high)
         self._level = np.where(low, 0.0, settings.level)
         self._spread = np.where(low, settings.spread_low, settings.spread)
+        self._fine = np.where(low, 0.0, settings.fine)
         freqs = np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE)
         self._high_bins = np.flatnonzero(freqs >= settings.crossover_hz)
+        self._fine_bins = np.where(freqs >= settings.crossover_hz, settings.fine, 0.0).astype(np.float32)
+        if controller is not None:
+            self._stats = control.exemplar_statistics(exemplar.envelopes, exemplar.fine, w)
         self._w_high = np.ascontiguousarray(w.T[self._high_bins])
         env_s = exemplar.envelopes
         self._mu_s = env_s.mean(axis=1, keepdims=True)
@@ -226,6 +237,10 @@ class Transfer:
         sd_x = env_x.std(axis=1, keepdims=True) + _EPS
         offset = 0.5 * np.log(max(music_power, _POWER_FLOOR) / self.exemplar.mean_power)
         index = placement(env_x.shape[1], onsets(env_x), self.exemplar)
+        fine_moved = None
+        if self.controller is not None and env_x.shape[1]:
+            keep, level, spread, fine = self.controls(env_x, index)
+            fine_moved = (fine - self._fine).astype(np.float32)
         z = keep * (env_x - mu_x) / sd_x + (1.0 - keep) * self._z_s[:, index]
         z /= z.std(axis=1, keepdims=True) + _EPS
         env_y = mu_x + level * (self._mu_s + offset - mu_x) + (sd_x + spread * (self._sd_s - sd_x)) * z
@@ -233,7 +248,35 @@ class Transfer:
         # times a rare peak of the music's dynamics would otherwise boost one band by many
         # nats, and the loudness normalisation after would bury everything else
         env_y = np.minimum(env_y, np.maximum(env_x.max(axis=1, keepdims=True), self._max_s + offset))
-        return Plan(env_x=env_x, env_y=env_y, index=index)
+        return Plan(env_x=env_x, env_y=env_y, index=index, fine_moved=fine_moved)
+
+    def base(self) -> np.ndarray:
+        """(4, N_BANDS) the settings' controls in each band (keep, level, spread, fine; 0..1),
+        each band below or above the crossover by its centre: what a network moves from."""
+        return np.concatenate([self._keep, self._level, self._spread, self._fine], axis=1).T
+
+    def controls(self, env_x: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The network's controls for a song with (N_BANDS, T) band log-envelopes ``env_x``
+        and exemplar placement ``index`` ((T,) frames): keep (N_BANDS, T), level and spread
+        (N_BANDS, 1), fine (N_BANDS, T), each 0..1, the settings' own where it outputs 0."""
+        base = self.base()
+        clip, frame = self.controller(control.clip_features(env_x, self._stats, base),
+                                      control.frame_features(env_x, self._z_s[:, index]))
+        keep = control.moved(self._keep, clip[0][:, None] + frame[0])
+        level = control.moved(self._level, clip[1][:, None])
+        spread = control.moved(self._spread, clip[2][:, None])
+        fine = control.moved(self._fine, clip[3][:, None] + frame[1])
+        return keep, level, spread, fine
+
+    def fine_share(self, plan: Plan, first: int, frames: int) -> np.ndarray | None:
+        """(N_BINS, frames) float32 share of the exemplar's fine structure in each bin of
+        frames ``first`` to ``first + frames`` of ``plan``'s song, or None without a network
+        (then it is the settings' ``fine`` above the crossover and 0 below, in every frame)."""
+        if plan.fine_moved is None:
+            return None
+        w, _ = filterbank()
+        moved = plan.fine_moved[:, first:first + frames]
+        return np.clip(self._fine_bins[:, None] + w.T @ moved, 0.0, 1.0).astype(np.float32)
 
     def apply(self, log_x: np.ndarray, plan: Plan, first: int = 0) -> np.ndarray:
         """Frames ``first`` to ``first + T`` of the song that ``plan`` was made for: (N_BINS, T)
@@ -242,6 +285,11 @@ class Transfer:
         frames = slice(first, first + log_x.shape[1])
         env_x, env_y, index = plan.env_x[:, frames], plan.env_y[:, frames], plan.index[frames]
         out = log_x + w.T @ (env_y - env_x)
+        share = self.fine_share(plan, first, log_x.shape[1])
+        if share is not None:
+            # every band may take some of the exemplar's fine structure: a mix in place of the music's
+            out += share * (self.exemplar.fine[:, index] - (log_x - w.T @ env_x))
+            return out.astype(np.float32)
         high_bins = self._high_bins
         if self.settings.fine > 0 and len(high_bins):
             # above the crossover: the target envelope over a mix of the two fine structures
@@ -250,11 +298,17 @@ class Transfer:
                               + self.settings.fine * self.exemplar.fine[np.ix_(high_bins, index)])
         return out.astype(np.float32)
 
-    def music_share(self, strength: float = 1.0) -> np.ndarray:
-        """(N_BINS,) float32: the share of the music's own fine structure in each bin of the
-        result at ``strength`` (0..1): 1 below the crossover, 1 − strength·fine above it,
-        where the exemplar's takes its place. The engine keeps that share of the music's
-        stereo side there, so a replaced band is the texture alone, in both channels."""
+    def music_share(self, strength: float = 1.0, plan: Plan | None = None, first: int = 0,
+                    frames: int = 0) -> np.ndarray:
+        """The share of the music's own fine structure in each bin of the result at
+        ``strength`` (0..1): 1 − strength·(the exemplar's share). Without a network,
+        (N_BINS,) float32: 1 below the crossover, 1 − strength·fine above it; with one, for
+        frames ``first`` to ``first + frames`` of ``plan``'s song, (frames, N_BINS) float32
+        (frame-major, as the engine's stereo side). The engine keeps that share of the
+        music's stereo side there, so a replaced band is the texture alone, in both channels."""
+        share = self.fine_share(plan, first, frames) if plan is not None else None
+        if share is not None:
+            return np.ascontiguousarray((1.0 - strength * share).T)
         share = np.ones(spectral.N_BINS, np.float32)
         share[self._high_bins] = 1.0 - strength * self.settings.fine
         return share
@@ -268,8 +322,10 @@ class Transfer:
         return self.apply(log_x, self.plan(env_x, float(np.mean(np.exp(2.0 * log_x, dtype=np.float64)))))
 
 
-def make_transform(exemplar: ExemplarAnalysis, settings: Settings) -> Transfer:
+def make_transform(exemplar: ExemplarAnalysis, settings: Settings,
+                   controller: control.Controller | None = None) -> Transfer:
     """The transfer toward ``exemplar`` as an ``engine.LogMagTransform``: (N_BINS, T)
     natural-log magnitude → (N_BINS, T) float32, a :class:`Transfer` (so the engine can
-    also work through a long song in blocks with its plan)."""
-    return Transfer(exemplar, settings)
+    also work through a long song in blocks with its plan); driven by ``controller``, the
+    trained network, when one is given, else by ``settings`` alone."""
+    return Transfer(exemplar, settings, controller)
