@@ -180,17 +180,21 @@ def windows(targets: dict[str, list[str]], target: str, results: dict, columns: 
 def two_stages(sources: dict[str, Path], grids: dict[str, list[dict]], targets: dict[str, list[str]],
                target_grid: dict[str, list[dict]], bars: dict[str, tuple[float, float]],
                first: list[evaluate.ValClip], rest: list[evaluate.ValClip], shortlist: int, jobs: int,
-               known: dict | None = None, label: str = "", body: bool = False) -> dict:
+               known: dict | None = None, label: str = "", body: bool = False,
+               always: dict[str, list[dict]] | None = None) -> dict:
     """The tuning's search: every source converts its grid on the ``first`` windows; each
     target (tuned from the sources ``targets[target]``, choosing from ``target_grid[target]``
-    toward ``bars[target]``) keeps its ``shortlist`` best, which then convert the ``rest``.
-    body: judged in the body band too, and chosen by both (:func:`band_objective`).
+    toward ``bars[target]``) keeps its ``shortlist`` best, and the settings ``always[target]``
+    whatever their rank, which then convert the ``rest``. body: judged in the body band
+    too, and chosen by both (:func:`band_objective`).
     Returns stage1 (source → window → scores in grid order), shortlists (target → settings),
     wanted (source → what it converted in the second stage), both (source → every window's
     scores of ``wanted``), per_clip and ranked (target → ``choose``'s rows over all windows)."""
     stage1 = judge_all(sources, first, grids, jobs, f"{label}first stage", known, body)
-    shortlists = {target: [r["settings"] for r in choose(windows(targets, target, stage1, grids, target_grid[target]),
-                                                         target_grid[target], bars[target], body)[:shortlist]]
+    shortlists = {target: _unique([*(r["settings"] for r in choose(windows(targets, target, stage1, grids,
+                                                                           target_grid[target]),
+                                                                   target_grid[target], bars[target], body)[:shortlist]),
+                                   *(always or {}).get(target, [])])
                   for target in targets}
     # a source converts the union of the shortlists of what it is tuned for, in its grid's order
     wanted = {t: [g for g in grids[t] if any(g in shortlists[x] for x in targets if t in targets[x])] for t in sources}
@@ -451,8 +455,11 @@ def refine(a, first: list[evaluate.ValClip], rest: list[evaluate.ValClip], comma
         sources = {t: TEXTURES[t].exemplar_path for t in textures}
         changes, bar = {t: BODY_REFINE if a.body_band else REFINE for t in textures}, BAR
     grids = {t: _unique([g, *({**g, **c} for c in changes[t])]) for t, g in stored.items()}
+    # the stored setting converts every window whatever its first-stage rank: a change must
+    # beat it there, and where every shortlisted change loses content on a later window it stays
     search = two_stages(sources, grids, {t: [t] for t in sources}, grids, {t: bar for t in sources}, first, rest,
-                        a.shortlist, a.jobs, known, label="refine, ", body=a.body_band)
+                        a.shortlist, a.jobs, known, label="refine, ", body=a.body_band,
+                        always={t: [stored[t]] for t in sources})
     stage1, ranked = search["stage1"], search["ranked"]
     if a.raw:
         write_raw(a.raw, grids, search)

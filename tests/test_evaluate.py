@@ -511,7 +511,7 @@ def test_refine_with_the_body_band_writes_to_its_own_folder(tmp_path, monkeypatc
     import models
     from models import tune
 
-    seen = []
+    seen, second, kept = [], {}, {"spread_low": 0.3}
 
     def fake_clips(music_dir, per_package=1):
         return [evaluate.ValClip(Path(f"p{k}__t{j}.ogg"), f"p{k}", "style", 30.0)
@@ -519,10 +519,16 @@ def test_refine_with_the_body_band_writes_to_its_own_folder(tmp_path, monkeypatc
 
     def fake_judge(sources, clips, settings, jobs, desc, known=None, body=False):
         seen.append(body)
+        if desc.endswith("second stage"):
+            second.update(settings)
 
-        def score(g):  # the full band likes the stored crossovers, the body a low one
-            return {"advantage": 0.2, "content": 0.9, "body_advantage": 0.2 - g["crossover_hz"] / 10000}
-        return {t: {evaluate.clip_name(c): [score(g) for g in settings[t]] for c in clips} for t in sources}
+        def score(g, later):  # the body likes a low crossover; on the later windows 250 Hz loses
+            # content unless the music's own spreads are kept (a spread_low of kept["spread_low"])
+            content = 0.5 if later and g["crossover_hz"] == 250.0 and g.get("spread_low") != kept["spread_low"] \
+                else 0.9
+            return {"advantage": 0.2, "content": content, "body_advantage": 0.2 - g["crossover_hz"] / 10000}
+        return {t: {evaluate.clip_name(c): [score(g, "__t0" not in c.path.name) for g in settings[t]] for c in clips}
+                for t in sources}
 
     monkeypatch.setattr(tune, "tuning_clips", fake_clips)
     monkeypatch.setattr(tune, "judge_all", fake_judge)
@@ -531,13 +537,20 @@ def test_refine_with_the_body_band_writes_to_its_own_folder(tmp_path, monkeypatc
     assert tune.main(["--refine", "--body-band", "--shortlist", "3", "--out-dir", str(out)]) == 0
     assert seen == [True, True] and before == {p.name: p.read_text() for p in models.SETTINGS_DIR.glob("*.json")}
     for t in models.TEXTURES:
+        stored = models.load(t).meta["settings"]
+        assert stored in second[t] and len(second[t]) == 4  # the best 3 and the stored setting, whatever its rank
         record = json.loads((out / f"{t}.json").read_text())
         refined = record["tuning"]["refined"]
-        assert record["settings"]["crossover_hz"] == 250.0 and "validation" not in record
+        assert record["settings"]["crossover_hz"] == 250.0 and record["settings"]["spread_low"] == 0.3
+        assert "validation" not in record
         assert refined["changes"] == tune.BODY_REFINE and refined["shortlist"] == 3 and "--band 250 4000" in refined["judge"]
-        assert refined["first_stage"]["from"]["settings"] == models.load(t).meta["settings"]
+        assert refined["first_stage"]["from"]["settings"] == stored
         assert refined["first_stage"]["chosen"]["body_mean_advantage"] == pytest.approx(0.175)
         assert models.load(t, out).settings.crossover_hz == 250.0
+    # where every shortlisted change loses content on a later window, the stored setting stays
+    kept["spread_low"] = None
+    assert tune.main(["--refine", "--body-band", "--texture", "water", "--shortlist", "3", "--out-dir", str(out)]) == 0
+    assert json.loads((out / "water.json").read_text())["settings"] == models.load("water").meta["settings"]
 
 
 def test_the_report_prints_both_bands_and_the_learned_bar():
