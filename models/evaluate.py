@@ -365,12 +365,8 @@ def engine_keyword(engine: str) -> dict:
     """The keyword of ``models.load`` and ``models.from_exemplar`` choosing ``engine`` (one
     of ``models.ENGINES``: "learned", "tuned"); SystemExit naming it when this version of
     models has no such engine, before anything is judged."""
-    try:
-        from . import ENGINES
-    except ImportError:  # models before the learned engine: today's is its only one, chosen by no keyword
-        if engine == "tuned":
-            return {}
-        ENGINES = ()
+    from . import ENGINES
+
     if engine not in ENGINES:
         methods = [m for m, e in ENGINE_OF.items() if e == engine]
         raise SystemExit(f"the {engine} engine is not in this version of models (models.ENGINES: "
