@@ -265,6 +265,17 @@ def _moved(tf, base, delta):
     return tf.clip_by_value(base + tf.sigmoid(lb + delta) - tf.sigmoid(lb), 0.0, 1.0)
 
 
+def _std(tf, x):
+    """Standard deviation over axis 1, keepdims, with a finite gradient where it is 0."""
+    centred = x - tf.reduce_mean(x, axis=1, keepdims=True)
+    return tf.sqrt(tf.reduce_mean(centred**2, axis=1, keepdims=True) + 1e-12)
+
+
+def _norm(tf, x, **kwargs):
+    """Euclidean norm with a finite gradient at 0 (tf.norm has none)."""
+    return tf.sqrt(tf.reduce_sum(x**2, **kwargs) + 1e-12)
+
+
 def transfer_tf(b: dict, clip_out, frame_out):
     """The band-statistics transfer of :class:`musicoder.texture.Transfer` (plan and apply)
     in TensorFlow, batched and frame-major: (B, T, N_BINS) natural-log magnitude out."""
@@ -279,9 +290,9 @@ def transfer_tf(b: dict, clip_out, frame_out):
     spread = _moved(tf, base[:, None, 2], clip_out[:, None, 2])
     fine = _moved(tf, base[:, None, 3], clip_out[:, None, 3] + frame_out[:, :, 1])
     mu_x = tf.reduce_mean(env_x, axis=1, keepdims=True)
-    sd_x = tf.math.reduce_std(env_x, axis=1, keepdims=True) + eps
+    sd_x = _std(tf, env_x) + eps
     z = keep * (env_x - mu_x) / sd_x + (1.0 - keep) * b["z_s"]
-    z = z / (tf.math.reduce_std(z, axis=1, keepdims=True) + eps)
+    z = z / (_std(tf, z) + eps)
     mu_s, sd_s = b["mu_s"][:, None], b["sd_s"][:, None]
     env_y = mu_x + level * (mu_s - mu_x) + (sd_x + spread * (sd_s - sd_x)) * z
     env_y = tf.minimum(env_y, tf.maximum(tf.reduce_max(env_x, axis=1, keepdims=True), b["max_s"][:, None]))
@@ -298,7 +309,9 @@ def consistent_log(tf, log_mag, phase_re, phase_im):
     win = tf.signal.inverse_stft_window_fn(spectral.HOP)
     y = tf.signal.inverse_stft(spec, spectral.N_FFT, spectral.HOP, spectral.N_FFT, window_fn=win)
     again = tf.signal.stft(y, spectral.N_FFT, spectral.HOP, spectral.N_FFT)
-    return tf.math.log(tf.maximum(tf.abs(again), spectral.LOG_FLOOR))
+    # |z| through its square: tf.abs has no finite gradient at 0
+    power = tf.math.real(again) ** 2 + tf.math.imag(again) ** 2
+    return 0.5 * tf.math.log(tf.maximum(power, spectral.LOG_FLOOR**2))
 
 
 def _band_rows(lo_hz: float, hi_hz: float) -> np.ndarray:
@@ -320,7 +333,8 @@ def statistics(tf, log_mag, rows: np.ndarray) -> dict:
     env = tf.sqrt(band)
     env_n = env / tf.reduce_mean(env, axis=1, keepdims=True) - 1.0
     t = log_mag.shape[1]
-    spec = tf.abs(tf.signal.rfft(tf.transpose(env_n, [0, 2, 1]))) ** 2  # (B, n, F)
+    spectrum = tf.signal.rfft(tf.transpose(env_n, [0, 2, 1]))
+    spec = tf.math.real(spectrum) ** 2 + tf.math.imag(spectrum) ** 2  # (B, n, F)
     freqs = np.fft.rfftfreq(t, 1.0 / FRAME_RATE)
     sel = np.stack([((freqs >= lo) & (freqs < hi)).astype(np.float32) for lo, hi in MOD_BANDS_HZ], axis=1)
     mod = 10.0 / math.log(10.0) * tf.math.log(spec @ tf.constant(sel) / t + 1e-8)
@@ -333,12 +347,12 @@ def statistics(tf, log_mag, rows: np.ndarray) -> dict:
     pools = n // width
     pooled = tf.reduce_mean(tf.reshape(env_n[:, :, :pools * width], (-1, t, pools, width)), axis=3)
     pooled = pooled - tf.reduce_mean(pooled, axis=1, keepdims=True)
-    pooled = pooled / (tf.norm(pooled, axis=1, keepdims=True) + 1e-9)
+    pooled = pooled / _norm(tf, pooled, axis=1, keepdims=True)
     corr = tf.linalg.matmul(pooled, pooled, transpose_a=True)
     iu = np.triu_indices(pools, 1)
     comod = tf.gather(tf.reshape(corr, (-1, pools * pools)), iu[0] * pools + iu[1], axis=1)
     return {"timbre": {"shape": tf.reduce_mean(level, axis=1) - tf.reduce_mean(level, axis=[1, 2])[:, None],
-                       "spread": tf.math.reduce_std(level, axis=1), "flatness": flatness},
+                       "spread": _std(tf, level)[:, 0], "flatness": flatness},
             "texture": {"modulation": tf.reshape(mod, (-1, n * len(MOD_BANDS_HZ))),
                         "sparsity": sparsity, "comodulation": comod}}
 
@@ -371,7 +385,7 @@ def chroma_matrix() -> np.ndarray:
 def _pearson(tf, a, b):
     a = a - tf.reduce_mean(a, axis=1, keepdims=True)
     b = b - tf.reduce_mean(b, axis=1, keepdims=True)
-    return tf.reduce_sum(a * b, axis=1) / (tf.norm(a, axis=1) * tf.norm(b, axis=1) + 1e-9)
+    return tf.reduce_sum(a * b, axis=1) / (_norm(tf, a, axis=1) * _norm(tf, b, axis=1))
 
 
 def content(tf, log_in, log_out):
@@ -503,6 +517,9 @@ def train(args: argparse.Namespace, log=print) -> dict:
     losses = []
     for i in range(1, args.steps + 1):
         losses.append(float(step(_tensors(tf, take()))))
+        if not math.isfinite(losses[-1]):
+            log(f"step {i}: the loss is not finite; stopping with the best weights so far")
+            break
         if i % args.every == 0 or i == args.steps or time.time() > deadline:
             v = evaluate_batches(objective, net, fixed)
             history.append({"step": i, "train_loss": round(float(np.mean(losses[-args.every:])), 4),
