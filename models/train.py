@@ -413,9 +413,10 @@ class Objective:
     """The training loss of a batch and its parts: ``loss`` (scalar), ``move_full``,
     ``move_body`` and ``content`` ((B,) each)."""
 
-    def __init__(self):
+    def __init__(self, full_weight: float = 0.5):
         self.full = np.arange(transfer.N_BANDS)
         self.body = _band_rows(*BODY_HZ)
+        self.full_weight = full_weight
 
     def __call__(self, net: TFController, b: dict) -> dict:
         tf = _tf()
@@ -428,7 +429,8 @@ class Objective:
                                          statistics(tf, b["ex_log"], rows))
         kept = content(tf, b["log_x"], heard)
         lost = 1.0 - kept
-        loss = tf.reduce_mean(-(parts["move_full"] + parts["move_body"]) / 2.0 + CONTENT_WEIGHT * lost
+        moved = self.full_weight * parts["move_full"] + (1.0 - self.full_weight) * parts["move_body"]
+        loss = tf.reduce_mean(-moved + CONTENT_WEIGHT * lost
                               + 5.0 * CONTENT_WEIGHT * tf.nn.relu(CONTENT_FLOOR - kept))
         return parts | {"content": kept, "loss": loss}
 
@@ -474,12 +476,15 @@ def train(args: argparse.Namespace, log=print) -> dict:
     fixed = [next(val_gen) for _ in range(max(1, VALIDATION_PAIRS // args.batch))]
 
     weights = control.zero_weights(seed=args.seed)
+    args.earlier = None
     if args.resume and (args.out / "controller.npz").is_file():
         weights = dict(control.Controller.load(args.out / "controller.npz").weights)
+        if (args.out / "controller.json").is_file():  # the record of the run it goes on from
+            args.earlier = json.loads((args.out / "controller.json").read_text())
     net = TFController(weights)
-    objective = Objective()
+    objective = Objective(args.full_weight)
     start = evaluate_batches(objective, net, fixed)
-    log(f"untrained (the tuned engine) on validation pairs: {start}")
+    log(f"{'the weights it goes on from' if args.earlier else 'untrained (the tuned engine)'} on validation pairs: {start}")
     opt = tf.keras.optimizers.Adam(args.lr)
     variables = list(net.vars.values())
 
@@ -544,9 +549,10 @@ def record(args, history, start, n_music, n_own, n_built, steps) -> dict:
             "date": time.strftime("%Y-%m-%d"), "steps": steps, "batch": args.batch,
             "music_windows": n_music, "exemplar_cuts": n_own, "builtin_cuts": n_built,
             "held_out_packages": list(NETWORK_HELD_OUT),
-            "loss": {"content_weight": CONTENT_WEIGHT, "content_floor": CONTENT_FLOOR, "body_hz": list(BODY_HZ),
+            "loss": {"full_band_weight": args.full_weight, "content_weight": CONTENT_WEIGHT, "content_floor": CONTENT_FLOOR, "body_hz": list(BODY_HZ),
                      "window_seconds": WINDOW_SECONDS},
-            "untrained_validation": {k: round(v, 4) for k, v in start.items()}, "history": history}
+            "start_validation": {k: round(v, 4) for k, v in start.items()}, "history": history,
+            "resumed_from": getattr(args, "earlier", None)}
 
 
 def save(folder: Path, weights: dict[str, np.ndarray], rec: dict) -> None:
@@ -570,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows-per-track", type=int, default=4)
     ap.add_argument("--cuts-per-sound", type=int, default=2)
     ap.add_argument("--builtin-copies", type=int, default=40)
+    ap.add_argument("--full-weight", type=float, default=0.5,
+                    help="share of the whole band's move in the loss (the rest: the body band's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="start from the weights in --out")
     raw = list(argv) if argv is not None else os.sys.argv[1:]

@@ -107,14 +107,13 @@ def moved(base: np.ndarray, delta: np.ndarray) -> np.ndarray:
 def _conv1d_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """'same'-padded 1-D convolution over time (cross-correlation, as TensorFlow's Conv1D):
     x (C_in, T), kernel (K, C_in, C_out), bias (C_out,) → (C_out, T)."""
-    k = kernel.shape[0]
+    k, c_in, c_out = kernel.shape
     pad_l = (k - 1) // 2
     padded = np.pad(x, ((0, 0), (pad_l, k - 1 - pad_l)))
     t = x.shape[1]
-    out = np.zeros((kernel.shape[2], t), np.float64)
-    for i in range(k):
-        out += kernel[i].T @ padded[:, i:i + t]
-    return out + bias[:, None]
+    # all K shifted copies stacked (K·C_in, T): one matrix product instead of K small ones
+    stacked = np.concatenate([padded[:, i:i + t] for i in range(k)])
+    return kernel.reshape(k * c_in, c_out).T @ stacked + bias[:, None]
 
 
 class Controller:

@@ -24,7 +24,11 @@ CAUGHT_BY = {
     "ignores the exemplar": (("moves toward the exemplar",), "demo"),
     # on the demo its highs alone move the output further than water's whole transfer does
     "far above the music": (("moves toward the exemplar",), "synthetic"),
+    "every band replaced": (("keeps the music",), "demo"),
 }
+# the exemplar's sound (with the music's loudness contour, for the second): these may be as near the
+# exemplar as its own windows are
+NEAR_THE_EXEMPLAR = ("pasted exemplar", "every band replaced")
 # on a user's exemplar, these must also fail check_moves_toward_this_exemplar: they move
 # toward no exemplar, or toward another
 NOT_TOWARD_THIS_ONE = ("identity", "ignores the exemplar")
@@ -32,8 +36,8 @@ NOT_TOWARD_THIS_ONE = ("identity", "ignores the exemplar")
 UNIT_TESTS = {
     test_texture.test_below_the_crossover_the_music_is_kept_and_above_it_moves_to_the_exemplar:
         set(broken_engines.ENGINES),
-    test_texture.test_the_exemplar_events_land_on_the_music_onsets:  # its zaps ring above 6 kHz
-        set(broken_engines.ENGINES) - {"far above the music"},
+    test_texture.test_the_exemplar_events_land_on_the_music_onsets:  # its zaps ring above 6 kHz; the exemplar's
+        set(broken_engines.ENGINES) - {"far above the music", "every band replaced"},  # events still land there
 }
 
 
@@ -73,7 +77,7 @@ def test_a_wrong_engine_fails_the_check_named_for_it(name, engine_swapped, demo_
     for what, c in conversions.items():
         for check in names:
             assert fails(checks.CHECKS[check], c), f"{name} passes '{check}' with {what} on the {song} song"
-        if name != "pasted exemplar":  # that check's name is true: only the exemplar itself fails it
+        if name not in NEAR_THE_EXEMPLAR:  # that check's name is true: only the exemplar, or nearly it, fails it
             checks.check_not_the_exemplar_pasted_in(c)
     if name in NOT_TOWARD_THIS_ONE:
         assert fails(checks.check_moves_toward_this_exemplar, conversions["a user's exemplar"],
