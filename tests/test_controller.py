@@ -46,15 +46,21 @@ def _real_exemplars(train):
     return pool
 
 
-def test_the_numpy_forward_pass_is_the_trained_network(demo_window):
+@pytest.fixture(scope="module")
+def shipped(demo_window):
+    """(train module, tf, the shipped network in numpy, the same in TensorFlow, and
+    [(exemplar, training example of the demo window)] for the real exemplars)."""
+    train = _tensorflow()
+    net = control.Controller.load(SHIPPED)
+    examples = [(ex, train.example(demo_window, ex)) for ex in _real_exemplars(train)]
+    return train, train._tf(), net, train.TFController(net.weights), examples
+
+
+def test_the_numpy_forward_pass_is_the_trained_network(shipped):
     """The shipped weights, run by TensorFlow's layers and by musicoder.control's numpy
     pass, on real music and real exemplars: the same offsets within 1e-4."""
-    train = _tensorflow()
-    tf = train._tf()
-    net = control.Controller.load(SHIPPED)
-    tf_net = train.TFController(net.weights)
-    for ex in _real_exemplars(train):
-        b = train.example(demo_window, ex)
+    train, tf, net, tf_net, examples = shipped
+    for ex, b in examples:
         clip, frame = net(b["clip"], b["frame"].T)
         tf_clip, tf_frame = tf_net(tf.constant(b["clip"][None]), tf.constant(b["frame"][None]))
         assert np.abs(tf_clip.numpy()[0] - clip).max() < 1e-4, ex.name
@@ -62,15 +68,11 @@ def test_the_numpy_forward_pass_is_the_trained_network(demo_window):
         assert np.abs(clip).max() > 1e-3, "the shipped network is untrained: all its offsets are zero"
 
 
-def test_training_optimises_the_products_transfer(demo_window):
+def test_training_optimises_the_products_transfer(shipped):
     """models.train's TensorFlow transfer, driven by the shipped network, gives the
     log-magnitude the product's Transfer gives (within 1e-3 nats)."""
-    train = _tensorflow()
-    tf = train._tf()
-    net = control.Controller.load(SHIPPED)
-    tf_net = train.TFController(net.weights)
-    for ex in _real_exemplars(train):
-        b = train.example(demo_window, ex)
+    train, tf, net, tf_net, examples = shipped
+    for ex, b in examples:
         bt = train._tensors(tf, {k: v[None] for k, v in b.items()})
         ours = transfer.make_transform(ex.analysis, ex.base.settings, net)(b["log_x"].T)
         theirs = train.transfer_tf(bt, *tf_net(bt["clip"], bt["frame"])).numpy()[0].T
