@@ -4,6 +4,7 @@ and ETAs for their length."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -99,7 +100,9 @@ def test_a_songs_time_limit_and_eta_grow_with_its_length():
         song, short = submit(p, 600, "lofi"), submit(p, 10, "lofi")
         assert p.time_limit(short) == 300.0 and p.time_limit(song) == 3000.0
         assert p.job_seconds(song) == pytest.approx(60 * p.job_seconds(short))
+        before = p.expected_seconds("lofi")
+        song.started = time.monotonic() - 120.0  # the song took 120 s: 2 s per 10 s of its audio
         p._succeeded(song, pool_mod.JobOutput(b"", b"", b"", 600.0, {}))  # learnt per 10 s of audio
-        assert p.expected_seconds("lofi") < 60
+        assert p.expected_seconds("lofi") == pytest.approx(0.7 * before + 0.3 * 2.0, abs=0.05)
 
     asyncio.run(main())
