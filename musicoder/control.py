@@ -15,7 +15,7 @@ logit space, away from that tuned base: per clip for all four, and per frame for
 tuned engine exactly.
 
 Everything here is a numpy forward pass of small dense and 1-D convolution layers
-(~0.1 M weights, a few ms per 10 s); the weights are trained with TensorFlow
+(168,544 weights, a few ms per 10 s); the weights are trained with TensorFlow
 (``models.train``) and shipped as an ``.npz``.
 """
 from __future__ import annotations
