@@ -204,13 +204,13 @@ def example(music: np.ndarray, ex: Exemplar) -> dict[str, np.ndarray]:
     phase = spec / np.maximum(mag, 1e-12)
     return {
         "log_x": log_x.T.copy(), "phase_re": phase.real.astype(np.float32), "phase_im": phase.imag.astype(np.float32),
-        "fine_s": a.fine[:, index].T.copy(), "z_s": tr._z_s[:, index].T.astype(np.float32),
-        "mu_s": (tr._mu_s[:, 0] + offset).astype(np.float32), "sd_s": tr._sd_s[:, 0].astype(np.float32),
-        "max_s": (tr._max_s[:, 0] + offset).astype(np.float32),
-        "base": tr.base().astype(np.float32), "fine_bins": tr._fine_bins,
+        "fine_s": a.fine[:, index].T.copy(), "z_s": tr.z_s[:, index].T.astype(np.float32),
+        "mu_s": (tr.mu_s[:, 0] + offset).astype(np.float32), "sd_s": tr.sd_s[:, 0].astype(np.float32),
+        "max_s": (tr.max_s[:, 0] + offset).astype(np.float32),
+        "base": tr.base().astype(np.float32), "fine_bins": tr.fine_bins,
         "clip": control.clip_features(env_x, control.exemplar_statistics(a.envelopes, a.fine, transfer.filterbank()[0]),
                                       tr.base()),
-        "frame": control.frame_features(env_x, tr._z_s[:, index]).T.copy(),
+        "frame": control.frame_features(env_x, tr.z_s[:, index]).T.copy(),
         "ex_log": ex.tiled,
     }
 

@@ -204,7 +204,12 @@ class Transfer:
     envelopes and mean power (streamed in a first pass), :meth:`apply` transforms any run
     of frames with that plan. The split gives the whole-clip result: every statistic
     (band means, spreads and maxima, the level match, the onsets and their threshold, the
-    normalisation of z) is whole-song, and the rest works frame by frame."""
+    normalisation of z) is whole-song, and the rest works frame by frame.
+
+    What it holds of the exemplar (the texture network's training reads them too): ``mu_s``,
+    ``sd_s``, ``max_s`` its band means, spreads and maxima ((N_BANDS, 1) nats), ``z_s`` its
+    normalised band envelopes (N_BANDS, F), and ``fine_bins`` the settings' share of its fine
+    structure in each bin ((N_BINS,) float32)."""
 
     def __init__(self, exemplar: ExemplarAnalysis, settings: Settings,
                  controller: control.Controller | None = None):
@@ -217,15 +222,15 @@ class Transfer:
         self._fine = np.where(low, 0.0, settings.fine)
         freqs = np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE)
         self._high_bins = np.flatnonzero(freqs >= settings.crossover_hz)
-        self._fine_bins = np.where(freqs >= settings.crossover_hz, settings.fine, 0.0).astype(np.float32)
+        self.fine_bins = np.where(freqs >= settings.crossover_hz, settings.fine, 0.0).astype(np.float32)
         if controller is not None:
             self._stats = control.exemplar_statistics(exemplar.envelopes, exemplar.fine, w)
         self._w_high = np.ascontiguousarray(w.T[self._high_bins])
         env_s = exemplar.envelopes
-        self._mu_s = env_s.mean(axis=1, keepdims=True)
-        self._sd_s = env_s.std(axis=1, keepdims=True) + _EPS
-        self._z_s = (env_s - self._mu_s) / self._sd_s
-        self._max_s = env_s.max(axis=1, keepdims=True)
+        self.mu_s = env_s.mean(axis=1, keepdims=True)
+        self.sd_s = env_s.std(axis=1, keepdims=True) + _EPS
+        self.z_s = (env_s - self.mu_s) / self.sd_s
+        self.max_s = env_s.max(axis=1, keepdims=True)
 
     def plan(self, env_x: np.ndarray, music_power: float) -> Plan:
         """The :class:`Plan` for a song whose (N_BANDS, T) band log-envelopes are ``env_x``
@@ -241,13 +246,13 @@ class Transfer:
         if self.controller is not None and env_x.shape[1]:
             keep, level, spread, fine = self.controls(env_x, index)
             fine_moved = (fine - self._fine).astype(np.float32)
-        z = keep * (env_x - mu_x) / sd_x + (1.0 - keep) * self._z_s[:, index]
+        z = keep * (env_x - mu_x) / sd_x + (1.0 - keep) * self.z_s[:, index]
         z /= z.std(axis=1, keepdims=True) + _EPS
-        env_y = mu_x + level * (self._mu_s + offset - mu_x) + (sd_x + spread * (self._sd_s - sd_x)) * z
+        env_y = mu_x + level * (self.mu_s + offset - mu_x) + (sd_x + spread * (self.sd_s - sd_x)) * z
         # no band louder than the louder of the two ever is there: a wide exemplar spread
         # times a rare peak of the music's dynamics would otherwise boost one band by many
         # nats, and the loudness normalisation after would bury everything else
-        env_y = np.minimum(env_y, np.maximum(env_x.max(axis=1, keepdims=True), self._max_s + offset))
+        env_y = np.minimum(env_y, np.maximum(env_x.max(axis=1, keepdims=True), self.max_s + offset))
         return Plan(env_x=env_x, env_y=env_y, index=index, fine_moved=fine_moved)
 
     def base(self) -> np.ndarray:
@@ -261,7 +266,7 @@ class Transfer:
         (N_BANDS, 1), fine (N_BANDS, T), each 0..1, the settings' own where it outputs 0."""
         base = self.base()
         clip, frame = self.controller(control.clip_features(env_x, self._stats, base),
-                                      control.frame_features(env_x, self._z_s[:, index]))
+                                      control.frame_features(env_x, self.z_s[:, index]))
         keep = control.moved(self._keep, clip[0][:, None] + frame[0])
         level = control.moved(self._level, clip[1][:, None])
         spread = control.moved(self._spread, clip[2][:, None])
@@ -276,7 +281,7 @@ class Transfer:
             return None
         w, _ = filterbank()
         moved = plan.fine_moved[:, first:first + frames]
-        return np.clip(self._fine_bins[:, None] + w.T @ moved, 0.0, 1.0).astype(np.float32)
+        return np.clip(self.fine_bins[:, None] + w.T @ moved, 0.0, 1.0).astype(np.float32)
 
     def apply(self, log_x: np.ndarray, plan: Plan, first: int = 0) -> np.ndarray:
         """Frames ``first`` to ``first + T`` of the song that ``plan`` was made for: (N_BINS, T)
