@@ -72,6 +72,7 @@ class Exemplar:
     name: str
     analysis: transfer.ExemplarAnalysis
     base: transfer.Transfer
+    stats: control.ExemplarStatistics  # what the network reads of it
     tiled: np.ndarray  # (FRAMES, N_BINS) float32 natural-log magnitude
 
 
@@ -106,7 +107,8 @@ def make_exemplar(name: str, samples: np.ndarray, builtin: str | None = None) ->
     w, _ = transfer.filterbank()
     log_mag = analysis.fine + w.T @ analysis.envelopes
     tiled = np.resize(log_mag.T, (FRAMES, spectral.N_BINS)).astype(np.float32)
-    return Exemplar(name, analysis, transfer.Transfer(analysis, settings), tiled)
+    stats = control.exemplar_statistics(analysis.envelopes, analysis.fine, w)
+    return Exemplar(name, analysis, transfer.Transfer(analysis, settings), stats, tiled)
 
 
 def sound_files(sounds_dir: Path) -> list[Path]:
@@ -202,14 +204,14 @@ def example(music: np.ndarray, ex: Exemplar) -> dict[str, np.ndarray]:
     a = ex.analysis
     offset = 0.5 * np.log(max(power, 1e-12) / a.mean_power)
     phase = spec / np.maximum(mag, 1e-12)
+    base = tr.base()
     return {
         "log_x": log_x.T.copy(), "phase_re": phase.real.astype(np.float32), "phase_im": phase.imag.astype(np.float32),
         "fine_s": a.fine[:, index].T.copy(), "z_s": tr.z_s[:, index].T.astype(np.float32),
         "mu_s": (tr.mu_s[:, 0] + offset).astype(np.float32), "sd_s": tr.sd_s[:, 0].astype(np.float32),
         "max_s": (tr.max_s[:, 0] + offset).astype(np.float32),
-        "base": tr.base().astype(np.float32), "fine_bins": tr.fine_bins,
-        "clip": control.clip_features(env_x, control.exemplar_statistics(a.envelopes, a.fine, transfer.filterbank()[0]),
-                                      tr.base()),
+        "base": base.astype(np.float32), "fine_bins": tr.fine_bins,
+        "clip": control.clip_features(env_x, ex.stats, base),
         "frame": control.frame_features(env_x, tr.z_s[:, index]).T.copy(),
         "ex_log": ex.tiled,
     }
