@@ -7,7 +7,8 @@ What it learns: for a window of training music and an exemplar, the controls of 
 band-statistics transfer that move the *consistent* spectrogram of the result (the STFT
 of its inverse STFT, with the music's phase: what phase retrieval starts from) toward the
 exemplar's sound-texture statistics, over the whole band and over the body of the music
-(250 Hz - 4 kHz) separately, while its chroma and onsets stay the music's. The transfer
+(250 Hz - 4 kHz) separately, further than crossfading the exemplar into the music moves
+them at the same chroma and onsets kept (:class:`Objective`). The transfer
 itself is written here a second time in TensorFlow, so that the loss reaches the network
 through it; a test holds it to :class:`musicoder.texture.Transfer`.
 
@@ -55,8 +56,8 @@ FRAME_RATE = spectral.SAMPLE_RATE / spectral.HOP  # 86.13 Hz
 BODY_HZ = (250.0, 4000.0)  # the body of the music: where its notes live
 MOD_BANDS_HZ = ((0.5, 1), (1, 2), (2, 4), (4, 8), (8, 16), (16, 32))
 POOLS = 12  # co-modulation: 48 bands pooled by 4
-CONTENT_WEIGHT = 2.5  # loss per unit of content lost: the crossfade moves 1-3 per unit near full content, and the judge subtracts that
-CONTENT_FLOOR = 0.75  # below it content costs five times as much: the melody must stay recognisable
+CONTENT_FLOOR = 0.75  # below it content costs FLOOR_WEIGHT per unit more: the melody must stay recognisable
+FLOOR_WEIGHT = 12.5
 BUILT_IN_SHARE = 0.3  # of the examples: the built-in textures, the product's most used
 MAX_EXEMPLAR_SECONDS = 8.0
 VALIDATION_PAIRS = 48
@@ -411,9 +412,54 @@ def content(tf, log_in, log_out):
     return (chroma + _pearson(tf, flux(log_in), flux(log_out))) / 2.0
 
 
+MIX_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # the crossfades each output is measured against
+
+
+def crossfade_logs(tf, log_in, ex_log):
+    """(B, K, T, N_BINS) log-magnitudes of crossfades ``(1 − a)·music + a·exemplar`` at the
+    shares ``MIX_SHARES``, both at the same mean power (as the judge mixes them), their
+    powers added (two unrelated sounds)."""
+    def unit(log_mag):
+        p = tf.exp(2.0 * log_mag)
+        return p / tf.reduce_mean(p, axis=[1, 2], keepdims=True)
+
+    px, ps = unit(log_in)[:, None], unit(ex_log)[:, None]
+    a = tf.constant(np.array(MIX_SHARES, np.float32))[None, :, None, None]
+    return 0.5 * tf.math.log((1.0 - a) ** 2 * px + a**2 * ps + 1e-12)
+
+
+def frontier(tf, contents, moves, kept):
+    """(B,) the crossfade's move at content ``kept``: ``contents`` and ``moves`` (B, K) of the
+    crossfades, read piecewise-linearly between the two crossfades whose contents enclose
+    ``kept`` (clamped at the ends), as the judge's frontier. Its slope is what a unit of
+    content is worth for this music and this exemplar."""
+    order = tf.argsort(contents, axis=1)
+    c = tf.gather(contents, order, batch_dims=1)
+    m = tf.gather(moves, order, batch_dims=1)
+    k = len(MIX_SHARES)
+    idx = tf.clip_by_value(tf.searchsorted(c, kept[:, None])[:, 0], 1, k - 1)
+    c0, c1 = tf.gather(c, idx - 1, batch_dims=1), tf.gather(c, idx, batch_dims=1)
+    m0, m1 = tf.gather(m, idx - 1, batch_dims=1), tf.gather(m, idx, batch_dims=1)
+    t = tf.clip_by_value((kept - c0) / tf.maximum(c1 - c0, 1e-6), 0.0, 1.0)
+    return m0 + t * (m1 - m0)
+
+
+def _repeat(tf, stats: dict, k: int) -> dict:
+    """Statistics of a batch with each example repeated ``k`` times (to face its crossfades)."""
+    return {g: {f: tf.repeat(v, k, axis=0) for f, v in fams.items()} for g, fams in stats.items()}
+
+
 class Objective:
-    """The training loss of a batch and its parts: ``loss`` (scalar), ``move_full``,
-    ``move_body`` and ``content`` ((B,) each)."""
+    """The training loss of a batch and its parts: ``loss`` (scalar); ``move_full``,
+    ``move_body``, ``content`` and ``advantage`` ((B,) each).
+
+    The loss is the judge's question asked with the training's own measures: how much further
+    toward the exemplar the output moved than a crossfade that keeps as much of the music
+    (``frontier``), over the whole band and over the body band. A unit of content is so
+    worth what the crossfade of that music and that exemplar pays for it: a fixed price
+    would overpay where the frontier is flat (laser) and underpay where it is steep. Below
+    ``CONTENT_FLOOR`` content costs ``FLOOR_WEIGHT`` per unit more: the melody must stay
+    recognisable whatever the frontier says."""
 
     def __init__(self, full_weight: float = 0.5):
         self.full = np.arange(transfer.N_BANDS)
@@ -425,16 +471,22 @@ class Objective:
         clip_out, frame_out = net(b["clip"], b["frame"])
         out = transfer_tf(b, clip_out, frame_out)
         heard = consistent_log(tf, out, b["phase_re"], b["phase_im"])
-        parts = {}
-        for name, rows in (("full", self.full), ("body", self.body)):
-            parts[f"move_{name}"] = move(tf, statistics(tf, b["log_x"], rows), statistics(tf, heard, rows),
-                                         statistics(tf, b["ex_log"], rows))
         kept = content(tf, b["log_x"], heard)
-        lost = 1.0 - kept
-        moved = self.full_weight * parts["move_full"] + (1.0 - self.full_weight) * parts["move_body"]
-        loss = tf.reduce_mean(-moved + CONTENT_WEIGHT * lost
-                              + 5.0 * CONTENT_WEIGHT * tf.nn.relu(CONTENT_FLOOR - kept))
-        return parts | {"content": kept, "loss": loss}
+        k = len(MIX_SHARES)
+        mixes = tf.stop_gradient(crossfade_logs(tf, b["log_x"], b["ex_log"]))
+        shape = tf.shape(mixes)
+        flat = tf.reshape(mixes, (-1, shape[2], shape[3]))
+        log_x_k = tf.repeat(b["log_x"], k, axis=0)
+        mix_content = tf.reshape(content(tf, log_x_k, flat), (-1, k))
+        parts, gained = {}, 0.0
+        for name, rows, weight in (("full", self.full, self.full_weight), ("body", self.body, 1.0 - self.full_weight)):
+            s_in, s_ex = statistics(tf, b["log_x"], rows), statistics(tf, b["ex_log"], rows)
+            parts[f"move_{name}"] = move(tf, s_in, statistics(tf, heard, rows), s_ex)
+            mix_move = tf.reshape(move(tf, _repeat(tf, s_in, k), statistics(tf, flat, rows), _repeat(tf, s_ex, k)), (-1, k))
+            gained += weight * (parts[f"move_{name}"] - frontier(tf, tf.stop_gradient(mix_content),
+                                                                 tf.stop_gradient(mix_move), kept))
+        loss = tf.reduce_mean(-gained + FLOOR_WEIGHT * tf.nn.relu(CONTENT_FLOOR - kept))
+        return parts | {"content": kept, "advantage": gained, "loss": loss}
 
 
 def _tensors(tf, batch: dict) -> dict:
@@ -445,7 +497,8 @@ def evaluate_batches(objective: Objective, net: TFController, fixed: list[dict])
     """Mean loss, moves and content over fixed batches."""
     tf = _tf()
     rows = [objective(net, _tensors(tf, b)) for b in fixed]
-    return {k: float(np.mean([np.mean(r[k].numpy()) for r in rows])) for k in ("loss", "move_full", "move_body", "content")}
+    return {k: float(np.mean([np.mean(r[k].numpy()) for r in rows]))
+            for k in ("loss", "move_full", "move_body", "content", "advantage")}
 
 
 def train(args: argparse.Namespace, log=print) -> dict:
@@ -551,7 +604,9 @@ def record(args, history, start, n_music, n_own, n_built, steps) -> dict:
             "date": time.strftime("%Y-%m-%d"), "steps": steps, "batch": args.batch,
             "music_windows": n_music, "exemplar_cuts": n_own, "builtin_cuts": n_built,
             "held_out_packages": list(NETWORK_HELD_OUT),
-            "loss": {"full_band_weight": args.full_weight, "content_weight": CONTENT_WEIGHT, "content_floor": CONTENT_FLOOR, "body_hz": list(BODY_HZ),
+            "loss": {"full_band_weight": args.full_weight, "against": "crossfade frontier",
+                     "mix_shares": list(MIX_SHARES), "content_floor": CONTENT_FLOOR,
+                     "floor_weight": FLOOR_WEIGHT, "body_hz": list(BODY_HZ),
                      "window_seconds": WINDOW_SECONDS},
             "start_validation": {k: round(v, 4) for k, v in start.items()}, "history": history,
             "resumed_from": getattr(args, "earlier", None)}

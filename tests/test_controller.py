@@ -80,6 +80,40 @@ def test_training_optimises_the_products_transfer(shipped):
         assert np.abs(ours - ex.base(b["log_x"].T)).mean() > 0.01, f"{ex.name}: the network changed nothing"
 
 
+def test_the_loss_reads_the_crossfade_frontier_as_the_judge_does(shipped):
+    """The crossfade the loss measures against is read as the judge's np.interp reads it,
+    including between crossfades, off the ends and with contents out of order; its slope
+    reaches the output's content (a gradient), and the crossfades run from the music
+    (share 0) to the exemplar (share 1)."""
+    train, tf = shipped[0], shipped[1]
+    rng = np.random.default_rng(3)
+    k = len(train.MIX_SHARES)
+    contents = rng.uniform(0.0, 1.0, (6, k)).astype(np.float32)
+    moves = rng.uniform(-0.2, 1.0, (6, k)).astype(np.float32)
+    kept = np.array([-0.1, 0.05, 0.3, 0.55, 0.9, 1.2], np.float32)
+    kept_t = tf.Variable(kept)
+    with tf.GradientTape() as tape:
+        got = train.frontier(tf, tf.constant(contents), tf.constant(moves), kept_t)
+        total = tf.reduce_sum(got)
+    slope = tape.gradient(total, kept_t).numpy()
+    for i in range(6):
+        order = np.argsort(contents[i])
+        want = np.interp(kept[i], contents[i][order], moves[i][order])
+        assert got.numpy()[i] == pytest.approx(want, abs=1e-5)
+    assert slope[0] == 0.0 and slope[-1] == 0.0  # clamped off the ends, as np.interp
+    assert np.any(slope[1:-1] != 0.0)
+
+    _, b = shipped[4][1]
+    bt = train._tensors(tf, {key: v[None] for key, v in b.items()})
+    mixes = train.crossfade_logs(tf, bt["log_x"], bt["ex_log"]).numpy()[0]
+    assert mixes.shape == (k, *b["log_x"].shape)
+    for share, i in ((0.0, 0), (1.0, k - 1)):
+        assert train.MIX_SHARES[i] == share
+        own = b["log_x"] if share == 0.0 else b["ex_log"]
+        diff = mixes[i] - own  # the same sound at unit mean power: a constant offset
+        assert np.ptp(diff[own > np.log(1e-4)]) < 1e-3
+
+
 def test_an_untrained_network_is_the_tuned_engine():
     """Zero output layers: every control is the tuned one, so the conversion is the tuned
     engine's, sample for sample (within float rounding)."""
