@@ -466,25 +466,39 @@ class Objective:
         self.body = _band_rows(*BODY_HZ)
         self.full_weight = full_weight
 
+    def _bands(self):
+        return (("full", self.full, self.full_weight), ("body", self.body, 1.0 - self.full_weight))
+
+    def with_frontier(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``batch`` (numpy, as :func:`batches` makes it) with its crossfades' content
+        (``mix_content``) and moves (``mix_move_full``, ``mix_move_body``), (B, K) each: they
+        depend on the music and the exemplar alone, so they are made once per batch, beside
+        the data, not in every step or validation that uses it."""
+        tf = _tf()
+        log_x, ex_log = tf.constant(batch["log_x"]), tf.constant(batch["ex_log"])
+        k = len(MIX_SHARES)
+        mixes = crossfade_logs(tf, log_x, ex_log)
+        shape = tf.shape(mixes)
+        flat = tf.reshape(mixes, (-1, shape[2], shape[3]))
+        out = {"mix_content": tf.reshape(content(tf, tf.repeat(log_x, k, axis=0), flat), (-1, k))}
+        for name, rows, _ in self._bands():
+            s_in, s_ex = statistics(tf, log_x, rows), statistics(tf, ex_log, rows)
+            out[f"mix_move_{name}"] = tf.reshape(move(tf, _repeat(tf, s_in, k), statistics(tf, flat, rows),
+                                                      _repeat(tf, s_ex, k)), (-1, k))
+        return batch | {key: v.numpy() for key, v in out.items()}
+
     def __call__(self, net: TFController, b: dict) -> dict:
+        """The loss of batch ``b`` (tensors of a batch :meth:`with_frontier` completed)."""
         tf = _tf()
         clip_out, frame_out = net(b["clip"], b["frame"])
         out = transfer_tf(b, clip_out, frame_out)
         heard = consistent_log(tf, out, b["phase_re"], b["phase_im"])
         kept = content(tf, b["log_x"], heard)
-        k = len(MIX_SHARES)
-        mixes = tf.stop_gradient(crossfade_logs(tf, b["log_x"], b["ex_log"]))
-        shape = tf.shape(mixes)
-        flat = tf.reshape(mixes, (-1, shape[2], shape[3]))
-        log_x_k = tf.repeat(b["log_x"], k, axis=0)
-        mix_content = tf.reshape(content(tf, log_x_k, flat), (-1, k))
         parts, gained = {}, 0.0
-        for name, rows, weight in (("full", self.full, self.full_weight), ("body", self.body, 1.0 - self.full_weight)):
-            s_in, s_ex = statistics(tf, b["log_x"], rows), statistics(tf, b["ex_log"], rows)
-            parts[f"move_{name}"] = move(tf, s_in, statistics(tf, heard, rows), s_ex)
-            mix_move = tf.reshape(move(tf, _repeat(tf, s_in, k), statistics(tf, flat, rows), _repeat(tf, s_ex, k)), (-1, k))
-            gained += weight * (parts[f"move_{name}"] - frontier(tf, tf.stop_gradient(mix_content),
-                                                                 tf.stop_gradient(mix_move), kept))
+        for name, rows, weight in self._bands():
+            parts[f"move_{name}"] = move(tf, statistics(tf, b["log_x"], rows), statistics(tf, heard, rows),
+                                         statistics(tf, b["ex_log"], rows))
+            gained += weight * (parts[f"move_{name}"] - frontier(tf, b["mix_content"], b[f"mix_move_{name}"], kept))
         loss = tf.reduce_mean(-gained + FLOOR_WEIGHT * tf.nn.relu(CONTENT_FLOOR - kept))
         return parts | {"content": kept, "advantage": gained, "loss": loss}
 
@@ -528,7 +542,6 @@ def train(args: argparse.Namespace, log=print) -> dict:
         f"({time.time() - t0:.0f} s)")
     vrng = np.random.default_rng(args.seed + 2)
     val_gen = batches(val_music, val_own, built[:len(TEXTURES)], args.batch, vrng)
-    fixed = [next(val_gen) for _ in range(max(1, VALIDATION_PAIRS // args.batch))]
 
     weights = control.zero_weights(seed=args.seed)
     args.earlier = None
@@ -538,6 +551,7 @@ def train(args: argparse.Namespace, log=print) -> dict:
             args.earlier = json.loads((args.out / "controller.json").read_text())
     net = TFController(weights)
     objective = Objective(args.full_weight)
+    fixed = [objective.with_frontier(next(val_gen)) for _ in range(max(1, VALIDATION_PAIRS // args.batch))]
     start = evaluate_batches(objective, net, fixed)
     log(f"{'the weights it goes on from' if args.earlier else 'untrained (the tuned engine)'} on validation pairs: {start}")
     opt = tf.keras.optimizers.Adam(args.lr)
@@ -561,7 +575,7 @@ def train(args: argparse.Namespace, log=print) -> dict:
     def produce():
         try:
             while not stop.is_set():
-                q.put(next(gen))
+                q.put(objective.with_frontier(next(gen)))
         except BaseException as e:  # noqa: BLE001 - the training loop re-raises it
             q.put(e)
 
